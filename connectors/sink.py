@@ -35,9 +35,43 @@ class WriteResult:
     errors: dict[str, str] = field(default_factory=dict)  # id -> reason, for retry/dead_lettered
 
 
+@dataclass(frozen=True, slots=True)
+class SearchHit:
+    """One search result, from either sink (``newsmon search``)."""
+
+    id: str
+    url: str
+    title: str
+    source: str
+    published: str | None  # ISO 8601 UTC
+    snippet: str
+    score: float
+    topics: tuple[str, ...] = ()
+    duplicate_of: str | None = None
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "id": self.id,
+            "url": self.url,
+            "title": self.title,
+            "source": self.source,
+            "published": self.published,
+            "snippet": self.snippet,
+            "score": self.score,
+            "topics": list(self.topics),
+            "duplicate_of": self.duplicate_of,
+        }
+
+
 class Sink(Protocol):
     name: str  # "localindex" | "elasticsearch": the metrics label
 
     def write(self, articles: Sequence[Article]) -> WriteResult: ...
 
     def close(self) -> None: ...
+
+
+class SearchableSink(Sink, Protocol):
+    def search(self, query: str, *, limit: int = 10) -> list[SearchHit]: ...
+
+    def count(self) -> int: ...

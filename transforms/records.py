@@ -229,7 +229,7 @@ class Article:
         return cls(
             id=d["id"],
             url=d["url"],
-            canonical_url=d.get("canonical_url") or d["url"],
+            canonical_url=d["canonical_url"] if d.get("canonical_url") is not None else d["url"],
             source=d.get("source", ""),
             title=d.get("title") or "",
             text=d.get("text") or "",

@@ -1,0 +1,237 @@
+"""The local driver: a long-lived process that polls feeds and runs one bounded Beam
+pipeline per cycle on the in-process ``FnApiRunner`` (micro-batches, see DESIGN.md §Runners).
+
+A cycle:
+
+1. poll the feeds that are due (threads; ``connectors/rss`` + ``connectors/web`` politeness),
+   drop entries whose canonical URL is already known (pending, outbox or dedup store:
+   ``duplicates{kind="url"}``), and store each feed's new state together with its accepted
+   entries in one transaction (``StateStore.commit_poll``);
+2. re-send the outbox (articles processed earlier that the sink has not acknowledged, e.g.
+   while Elasticsearch was down);
+3. run ``ProcessArticles`` over the pending entries that are due, in a bounded pipeline;
+4. update the backlog gauge and prune the dedup window now and then.
+
+Then it sleeps until the next feed or retry is due. SIGINT/SIGTERM set a flag checked between
+steps; because every accepted entry is on disk, a stop that cannot wait for a slow step exits
+anyway after a grace period and the next start resumes from the state store.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import apache_beam as beam
+from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.runners.portability.fn_api_runner import FnApiRunner
+
+from connectors.statestore import PendingItem, StateStore
+from pipelines import metrics
+from pipelines.config import Config, FeedConfig
+from pipelines.process import ProcessArticles, Resources, write_batch
+from transforms.records import FeedEntry, article_id, utcnow
+
+log = logging.getLogger(__name__)
+
+MAX_ITEMS_PER_CYCLE = 100
+IDLE_SLEEP_CAP = 5.0  # seconds; the loop wakes at least this often to check for due work
+
+
+@dataclass
+class CycleReport:
+    polled: int = 0
+    accepted: int = 0
+    url_duplicates: int = 0
+    processed: int = 0
+    acknowledged: int = 0
+    resent: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def run_bounded(items: Sequence[PendingItem], resources: Resources) -> list[str]:
+    """Run ProcessArticles over ``items`` in one bounded pipeline on FnApiRunner."""
+    if not items:
+        return []
+    acked: list[str] = []
+    options = PipelineOptions(["--runner=FnApiRunner"])
+    with beam.Pipeline(runner=FnApiRunner(), options=options) as p:
+        ids = p | "Pending" >> beam.Create(list(items)) | "Process" >> ProcessArticles(resources)
+        _ = ids | "Collect" >> beam.Map(acked.append)  # in-process runner: the list is shared
+    return acked
+
+
+def canonical_id(link: str) -> tuple[str, str]:
+    from transforms.urls import canonical_url
+
+    canonical = canonical_url(link)
+    return canonical, article_id(canonical)
+
+
+class LocalDriver:
+    def __init__(self, cfg: Config, *, clock: Any = time.time) -> None:
+        self.cfg = cfg
+        self.clock = clock
+        self.resources = Resources.from_config(cfg)
+        Path(cfg.store_dir).mkdir(parents=True, exist_ok=True)
+        self.state = StateStore(self.resources.state_path)
+        self.dedup = self.resources.dedup_store_factory()()
+        from connectors.web import HttpClient
+
+        self.http = HttpClient(cfg.fetch)
+        self.stop_event = threading.Event()
+        self._last_prune = 0.0
+
+    # -- feeds ---------------------------------------------------------------------------------
+    def _feeds(self) -> list[FeedConfig]:
+        feeds = list(self.cfg.enabled_feeds)
+        if self.cfg.poll_interval is not None:
+            fixed = self.cfg.poll_interval
+            feeds = [dataclasses.replace(f, min_interval=fixed, max_interval=fixed) for f in feeds]
+        return feeds
+
+    def due_feeds(self, now: float) -> list[FeedConfig]:
+        from connectors.rss import due
+
+        return due(self.state.all_feed_states(), self._feeds(), now)
+
+    def poll(self, feeds: Sequence[FeedConfig], report: CycleReport) -> None:
+        from connectors.rss import poll_feed
+
+        if not feeds:
+            return
+        m = metrics.get()
+        start = time.monotonic()
+        states = self.state.all_feed_states()
+        with ThreadPoolExecutor(max_workers=min(8, len(feeds)), thread_name_prefix="poll") as pool:
+            futures = [pool.submit(poll_feed, self.http, f, states.get(f.id), now=self.clock()) for f in feeds]
+            results = [f.result() for f in futures]
+        m.stage_seconds.labels("poll").observe(time.monotonic() - start)
+        for feed, result in zip(feeds, results):
+            report.polled += 1
+            m.feed_polls.labels(feed.id, result.outcome).inc()
+            m.feed_interval.labels(feed.id).set(result.state.interval)
+            if result.error is None:
+                m.feed_last_success.labels(feed.id).set(self.clock())
+                m.feed_items.labels(feed.id).inc(result.items)
+            else:
+                log.warning("feed %s: %s: %s", feed.id, result.outcome, result.error)
+                report.errors.append(f"{feed.id}: {result.outcome}")
+            items = self.accept(result.entries, report)
+            if items:
+                m.articles_seen.labels(feed.id).inc(len(items))
+                m.feed_last_new_item.labels(feed.id).set(self.clock())
+            self.state.commit_poll(result.state, items)
+
+    def accept(self, entries: Iterable[FeedEntry], report: CycleReport) -> list[PendingItem]:
+        """New entries whose canonical URL is not known yet -> PendingItems (URL duplicates counted)."""
+        m = metrics.get()
+        items: dict[str, PendingItem] = {}
+        for entry in entries:
+            try:
+                canonical, aid = canonical_id(entry.link)
+            except Exception as exc:  # a junk link must not stop the feed
+                log.warning("feed %s: unusable link %r: %s", entry.feed_id, entry.link[:200], exc)
+                m.articles_failed.labels("accept", "bad_url").inc()
+                continue
+            if aid in items or self.state.is_known(aid) or self.dedup.lookup(aid) is not None:
+                m.duplicates.labels("url").inc()
+                report.url_duplicates += 1
+                continue
+            items[aid] = PendingItem(id=aid, canonical_url=canonical, entry=entry, attempts=0)
+        report.accepted += len(items)
+        return list(items.values())
+
+    # -- processing ------------------------------------------------------------------------------
+    def resend_outbox(self, report: CycleReport) -> None:
+        batch = self.state.outbox(limit=500)
+        if not batch:
+            return
+        sink = self.resources.open_sink()
+        try:
+            acked = write_batch(sink, batch, self.state)
+        finally:
+            sink.close()
+        report.resent += len(acked)
+        report.acknowledged += len(acked)
+
+    def process_pending(self, report: CycleReport) -> None:
+        items = self.state.due_pending(now=self.clock(), limit=MAX_ITEMS_PER_CYCLE)
+        if not items:
+            return
+        acked = run_bounded(items, self.resources)
+        report.processed += len(items)
+        report.acknowledged += len(acked)
+
+    def prune(self) -> None:
+        now = self.clock()
+        if now - self._last_prune < 3600:
+            return
+        self._last_prune = now
+        removed = self.dedup.prune(older_than=utcnow() - timedelta(days=self.cfg.dedup_window_days))
+        if removed:
+            log.info("dedup window: pruned %d records", removed)
+
+    def cycle(self, *, force_all: bool = False) -> CycleReport:
+        """One cycle; ``force_all`` polls every feed regardless of schedule (backfill)."""
+        m = metrics.get()
+        report = CycleReport()
+        try:
+            feeds = self._feeds() if force_all else self.due_feeds(self.clock())
+            self.poll(feeds, report)
+            if not self.stop_event.is_set():
+                self.resend_outbox(report)
+            while not self.stop_event.is_set():
+                before = report.processed
+                self.process_pending(report)
+                if report.processed == before or not force_all:
+                    break
+            self.prune()
+            m.cycles.labels("ok").inc()
+        except Exception as exc:  # one bad cycle must not kill a monitor that runs for months
+            log.exception("cycle failed: %s", exc)
+            report.errors.append(f"cycle: {exc}")
+            m.cycles.labels("error").inc()
+        m.backlog.set(self.state.backlog())
+        m.last_cycle.set(self.clock())
+        return report
+
+    def seconds_until_due(self) -> float:
+        now = self.clock()
+        states = self.state.all_feed_states()
+        nexts = [states[f.id].next_poll_at for f in self._feeds() if f.id in states]
+        if len(nexts) < len(self._feeds()):
+            return 0.0
+        pending = self.state.due_pending(now=now + IDLE_SLEEP_CAP, limit=1)
+        if pending:
+            return 0.0
+        return max(0.0, min([IDLE_SLEEP_CAP, *(n - now for n in nexts)]))
+
+    def run_forever(self) -> None:
+        log.info("newsmon: %d feeds, store %s", len(self._feeds()), self.cfg.store_dir)
+        while not self.stop_event.is_set():
+            report = self.cycle()
+            if report.accepted or report.acknowledged or report.errors:
+                log.info(
+                    "cycle: polled %d, accepted %d, url-dups %d, processed %d, acknowledged %d, errors %d",
+                    report.polled, report.accepted, report.url_duplicates, report.processed,
+                    report.acknowledged, len(report.errors),
+                )
+            self.stop_event.wait(self.seconds_until_due())
+
+    def close(self) -> None:
+        self.http.close()
+        self.dedup_close()
+        self.state.close()
+
+    def dedup_close(self) -> None:
+        close = getattr(self.dedup, "close", None)
+        if close is not None:
+            close()

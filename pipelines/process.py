@@ -1,0 +1,309 @@
+"""The article transforms as one composite Beam ``PTransform``, shared by both drivers.
+
+``ProcessArticles``: PCollection[PendingItem] -> PCollection[str] (ids the sink acknowledged)
+
+    'Fetch pages'      FetchPages        connectors/web: SSRF guard, caps, politeness;
+                                         transient failures go to the 'retry' output
+    'Extract'          ExtractArticles   transforms/extract: trafilatura -> Article, feed fallback
+    'Deduplicate'      DedupArticles     transforms/dedup against the dedup store
+    'Tag topics'       TagTopics         transforms/topics rules
+    'Write'            WriteToSink       outbox (local driver) -> sink -> ack
+
+Everything a DoFn needs is built in ``setup`` from picklable settings (:class:`Resources`),
+so no client, connection or large state is pickled into the graph, and nothing assumes
+the local runner. Metrics go to the process registry (``pipelines.metrics.get()``).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
+
+import apache_beam as beam
+from apache_beam import pvalue
+
+from connectors.sink import Sink, SinkUnavailable
+from connectors.statestore import PendingItem, StateStore
+from pipelines import metrics
+from pipelines.config import Config, ElasticsearchConfig, FetchConfig
+from transforms.records import Article, utcnow
+
+log = logging.getLogger(__name__)
+
+RETRY = "retry"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Resources:
+    """Picklable description of everything the transforms open in ``DoFn.setup``."""
+
+    fetch: FetchConfig
+    elasticsearch: ElasticsearchConfig
+    store_dir: str
+    topics_dir: str | None
+    dedup_window_days: float
+    max_attempts: int
+    use_outbox: bool = True  # local driver: durable outbox in the state store
+
+    @classmethod
+    def from_config(cls, cfg: Config, *, use_outbox: bool = True) -> Resources:
+        return cls(
+            fetch=cfg.fetch,
+            elasticsearch=cfg.elasticsearch,
+            store_dir=str(cfg.store_dir),
+            topics_dir=str(cfg.topics_dir) if cfg.topics_dir else None,
+            dedup_window_days=cfg.dedup_window_days,
+            max_attempts=cfg.max_attempts,
+            use_outbox=use_outbox,
+        )
+
+    @property
+    def state_path(self) -> Path:
+        return Path(self.store_dir) / "state.sqlite"
+
+    def open_state(self) -> StateStore:
+        return StateStore(self.state_path)
+
+    def dedup_store_factory(self) -> Callable[[], Any]:
+        from connectors.dedupstore import SqliteDedupStore
+
+        return partial(SqliteDedupStore, Path(self.store_dir) / "dedup.sqlite", window_days=self.dedup_window_days)
+
+    def open_sink(self) -> Sink:
+        return open_sink(self.elasticsearch, Path(self.store_dir))
+
+
+def open_sink(es: ElasticsearchConfig, store_dir: Path) -> Any:
+    """Elasticsearch when configured, else the embedded local index."""
+    if es.enabled:
+        from connectors.elasticsearch import ElasticsearchSink
+
+        return ElasticsearchSink(es, deadletter_dir=store_dir / "deadletter")
+    from connectors.localindex import LocalIndex
+
+    return LocalIndex.in_store(store_dir)
+
+
+def retry_delay(attempts: int, *, retry_after: float | None = None, base: float = 30.0, cap: float = 3600.0) -> float:
+    """Backoff before the next fetch attempt: exponential with jitter, at least Retry-After."""
+    delay = min(cap, base * (2 ** max(0, attempts - 1)))
+    delay = delay * (0.5 + random.random() / 2)
+    return max(delay, retry_after or 0.0)
+
+
+class FetchPages(beam.DoFn):
+    """PendingItem -> (item, final_url, html | None); transient failures -> 'retry' output."""
+
+    def __init__(self, resources: Resources) -> None:
+        self._res = resources
+        self._client: Any = None
+
+    def setup(self) -> None:
+        from connectors.web import HttpClient
+
+        self._client = HttpClient(self._res.fetch)
+
+    def process(self, item: PendingItem) -> Iterator[Any]:
+        from connectors.web import FetchError
+
+        m = metrics.get()
+        start = time.monotonic()
+        link = item.entry.link
+        try:
+            response = self._client.get(link)
+        except FetchError as exc:
+            m.articles_fetched.labels(exc.kind).inc()
+            attempts = item.attempts + 1
+            if exc.transient and attempts < self._res.max_attempts:
+                log.info("fetch %s failed (%s, attempt %d): will retry", item.id[:12], exc, attempts)
+                yield pvalue.TaggedOutput(RETRY, (item, str(exc), getattr(exc, "retry_after", None)))
+                return
+            log.warning("fetch %s failed for good (%s): using the feed's text", item.id[:12], exc)
+            m.articles_failed.labels("fetch", exc.kind).inc()
+            yield item, link, None
+            return
+        finally:
+            m.stage_seconds.labels("fetch").observe(time.monotonic() - start)
+        ctype = response.headers.get("content-type", "").lower()
+        if response.status != 200 or ("html" not in ctype and "xml" not in ctype and ctype):
+            m.articles_fetched.labels("not_html" if response.status == 200 else "http_error").inc()
+            yield item, response.url, None
+            return
+        m.articles_fetched.labels("ok").inc()
+        yield item, response.url, response.text()
+
+    def teardown(self) -> None:
+        if self._client is not None:
+            self._client.close()
+
+
+class ExtractArticles(beam.DoFn):
+    """(item, final_url, html) -> Article (falls back to the feed's title/summary)."""
+
+    def process(self, element: tuple[PendingItem, str, str | None]) -> Iterator[Article]:
+        from transforms.extract import build_article
+        from transforms.records import EXTRACTION_FEED_FALLBACK
+
+        item, final_url, html = element
+        m = metrics.get()
+        start = time.monotonic()
+        kwargs = dict(
+            entry=item.entry,
+            article_id=item.id,
+            canonical_url=item.canonical_url,
+            final_url=final_url,
+            first_seen=item.entry.fetched_at,
+        )
+        try:
+            article = build_article(html=html, **kwargs)
+        except Exception as exc:  # hostile page: never lose the entry
+            log.warning("extraction of %s failed (%s): using the feed's text", item.id[:12], exc)
+            m.articles_extracted.labels("error").inc()
+            article = build_article(html=None, **kwargs)
+        m.articles_extracted.labels("feed_fallback" if article.extraction == EXTRACTION_FEED_FALLBACK else "ok").inc()
+        m.stage_seconds.labels("extract").observe(time.monotonic() - start)
+        yield article
+
+
+class DeferRetries(beam.DoFn):
+    """Records transient fetch failures in the state store; the entry is retried later."""
+
+    def __init__(self, resources: Resources) -> None:
+        self._res = resources
+        self._state: StateStore | None = None
+
+    def setup(self) -> None:
+        if self._res.use_outbox:
+            self._state = self._res.open_state()
+
+    def process(self, element: tuple[PendingItem, str, float | None]) -> Iterator[str]:
+        item, error, retry_after = element
+        if self._state is not None:
+            delay = retry_delay(item.attempts + 1, retry_after=retry_after)
+            self._state.defer(item.id, error=error, retry_at=time.time() + delay)
+        yield item.id
+
+    def teardown(self) -> None:
+        if self._state is not None:
+            self._state.close()
+
+
+class WriteToSinkFn(beam.DoFn):
+    """Buffers articles; at the end of a bundle: outbox -> sink.write -> ack. Emits acknowledged ids."""
+
+    def __init__(self, resources: Resources, *, batch_size: int = 200) -> None:
+        self._res = resources
+        self._batch_size = batch_size
+        self._sink: Any = None
+        self._state: StateStore | None = None
+        self._buffer: list[Article] = []
+
+    def setup(self) -> None:
+        self._sink = self._res.open_sink()
+        if self._res.use_outbox:
+            self._state = self._res.open_state()
+
+    def start_bundle(self) -> None:
+        self._buffer = []
+
+    def process(self, article: Article) -> Iterator[str]:
+        self._buffer.append(article)
+        if len(self._buffer) >= self._batch_size:
+            yield from self._flush()
+
+    def finish_bundle(self) -> Iterator[Any]:
+        from apache_beam.transforms.window import GlobalWindows
+
+        for article_id in self._flush():
+            yield GlobalWindows.windowed_value(article_id)
+
+    def _flush(self) -> Iterable[str]:
+        batch, self._buffer = self._buffer, []
+        if not batch:
+            return []
+        if self._state is not None:
+            self._state.to_outbox(batch)
+        return write_batch(self._sink, batch, self._state)
+
+    def teardown(self) -> None:
+        if self._sink is not None:
+            self._sink.close()
+        if self._state is not None:
+            self._state.close()
+
+
+def write_batch(sink: Sink, batch: list[Article], state: StateStore | None) -> list[str]:
+    """Write one batch, count outcomes, ack what the sink acknowledged. Never raises for sink faults."""
+    m = metrics.get()
+    start = time.monotonic()
+    try:
+        result = sink.write(batch)
+    except SinkUnavailable as exc:
+        log.error("sink %s unavailable (%s): %d articles stay in the outbox", sink.name, exc, len(batch))
+        m.articles_indexed.labels(sink.name, "failed").inc(len(batch))
+        if state is not None:
+            state.outbox_failed([a.id for a in batch], error=str(exc))
+        return []
+    finally:
+        m.stage_seconds.labels("sink").observe(time.monotonic() - start)
+    done = list(result.acknowledged) + list(result.dead_lettered)
+    if state is not None:
+        state.ack(done)
+        if result.retry:
+            state.outbox_failed(result.retry, error="; ".join(sorted(set(result.errors.values())))[:500])
+    now = utcnow()
+    by_id = {a.id: a for a in batch}
+    for article_id in result.acknowledged:
+        m.articles_indexed.labels(sink.name, "indexed").inc()
+        article = by_id.get(article_id)
+        if article is None:
+            continue
+        m.latency.observe(max(0.0, (now - article.first_seen).total_seconds()))
+        if article.duplicate_of is None:
+            for topic in article.topics:
+                m.articles_tagged.labels(topic).inc()
+    if result.dead_lettered:
+        m.articles_indexed.labels(sink.name, "dead_letter").inc(len(result.dead_lettered))
+    if result.retry:
+        m.articles_indexed.labels(sink.name, "failed").inc(len(result.retry))
+    return list(result.acknowledged)
+
+
+class ProcessArticles(beam.PTransform):
+    """fetch -> extract -> deduplicate -> tag -> write; returns acknowledged ids."""
+
+    def __init__(self, resources: Resources) -> None:
+        super().__init__()
+        self._res = resources
+
+    def expand(self, items: beam.PCollection) -> beam.PCollection:
+        from transforms.dedup import DedupArticles
+        from transforms.topics import TagTopics
+
+        fetched = items | "Fetch pages" >> beam.ParDo(FetchPages(self._res)).with_outputs(RETRY, main="pages")
+        _ = fetched[RETRY] | "Defer retries" >> beam.ParDo(DeferRetries(self._res))
+        return (
+            fetched["pages"]
+            | "Extract" >> beam.ParDo(ExtractArticles())
+            | "Deduplicate"
+            >> DedupArticles(self._res.dedup_store_factory(), window_days=self._res.dedup_window_days)
+            | "Tag topics" >> TagTopics(self._res.topics_dir)
+            | "Write" >> beam.ParDo(WriteToSinkFn(self._res))
+        )
+
+
+__all__ = [
+    "ProcessArticles",
+    "Resources",
+    "FetchPages",
+    "ExtractArticles",
+    "WriteToSinkFn",
+    "write_batch",
+    "open_sink",
+    "retry_delay",
+]

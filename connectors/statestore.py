@@ -54,6 +54,14 @@ CREATE TABLE IF NOT EXISTS outbox (
     attempts INTEGER NOT NULL DEFAULT 0,
     last_error TEXT
 );
+CREATE TABLE IF NOT EXISTS failed (
+    id TEXT PRIMARY KEY,
+    canonical_url TEXT NOT NULL,
+    entry TEXT NOT NULL,
+    failed_at REAL NOT NULL,
+    attempts INTEGER NOT NULL,
+    error TEXT
+);
 CREATE INDEX IF NOT EXISTS pending_due ON pending(next_attempt_at);
 """
 
@@ -157,10 +165,11 @@ class StateStore:
 
     # -- pending -----------------------------------------------------------------------------
     def is_known(self, article_id: str) -> bool:
-        """True if the id is pending or in the outbox (accepted and not yet acknowledged)."""
+        """True if the id is pending, in the outbox or quarantined (accepted, not yet acknowledged)."""
         row = self._conn.execute(
-            "SELECT 1 FROM pending WHERE id = ? UNION ALL SELECT 1 FROM outbox WHERE id = ? LIMIT 1",
-            (article_id, article_id),
+            "SELECT 1 FROM pending WHERE id = ? UNION ALL SELECT 1 FROM outbox WHERE id = ? "
+            "UNION ALL SELECT 1 FROM failed WHERE id = ? LIMIT 1",
+            (article_id, article_id, article_id),
         ).fetchone()
         return row is not None
 
@@ -179,6 +188,30 @@ class StateStore:
                 "UPDATE pending SET attempts = attempts + 1, next_attempt_at = ?, last_error = ? WHERE id = ?",
                 (retry_at, error[:500], article_id),
             )
+
+    def quarantine(self, article_id: str, *, error: str) -> None:
+        """Move an entry that keeps crashing the pipeline out of ``pending`` into ``failed``.
+
+        It is kept (with the error) for ``newsmon status`` and can be re-queued with
+        :meth:`requeue_failed`; it no longer blocks the entries behind it.
+        """
+        with self._tx() as c:
+            c.execute(
+                "INSERT OR REPLACE INTO failed(id, canonical_url, entry, failed_at, attempts, error) "
+                "SELECT id, canonical_url, entry, ?, attempts + 1, ? FROM pending WHERE id = ?",
+                (time.time(), error[:2000], article_id),
+            )
+            c.execute("DELETE FROM pending WHERE id = ?", (article_id,))
+
+    def requeue_failed(self) -> int:
+        with self._tx() as c:
+            cur = c.execute(
+                "INSERT OR IGNORE INTO pending(id, canonical_url, entry, accepted_at, attempts) "
+                "SELECT id, canonical_url, entry, ?, 0 FROM failed",
+                (time.time(),),
+            )
+            c.execute("DELETE FROM failed")
+            return cur.rowcount
 
     # -- outbox ------------------------------------------------------------------------------
     def to_outbox(self, articles: Iterable[Article]) -> None:
@@ -211,7 +244,8 @@ class StateStore:
     def counts(self) -> dict[str, int]:
         pending = self._conn.execute("SELECT COUNT(*) FROM pending").fetchone()[0]
         outbox = self._conn.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
-        return {"pending": int(pending), "outbox": int(outbox)}
+        failed = self._conn.execute("SELECT COUNT(*) FROM failed").fetchone()[0]
+        return {"pending": int(pending), "outbox": int(outbox), "failed": int(failed)}
 
     def backlog(self) -> int:
         c = self.counts()

@@ -39,6 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
 def setup_logging(verbosity: int) -> None:
     level = logging.WARNING if verbosity <= 0 else logging.INFO if verbosity == 1 else logging.DEBUG
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    if verbosity < 2:  # Beam is chatty at INFO (type hints, state cache); keep its warnings
+        logging.getLogger("apache_beam").setLevel(logging.WARNING)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

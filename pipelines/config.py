@@ -279,6 +279,8 @@ def from_environment(cfg: Config, env: Mapping[str, str]) -> Config:
         changes["store_dir"] = Path(env["NEWSMON_STORE"])
     if env.get("NEWSMON_TOPICS_DIR"):
         changes["topics_dir"] = Path(env["NEWSMON_TOPICS_DIR"])
+    if env.get("NEWSMON_METRICS_HOST"):
+        changes["metrics_host"] = env["NEWSMON_METRICS_HOST"]
     if env.get("NEWSMON_METRICS_PORT"):
         try:
             changes["metrics_port"] = int(env["NEWSMON_METRICS_PORT"])

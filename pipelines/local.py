@@ -36,7 +36,7 @@ from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 from connectors.statestore import PendingItem, StateStore
 from pipelines import metrics
 from pipelines.config import Config, FeedConfig
-from pipelines.process import ProcessArticles, Resources, write_batch
+from pipelines.process import ProcessArticles, Resources, retry_delay, write_batch
 from transforms.records import FeedEntry, article_id, utcnow
 
 log = logging.getLogger(__name__)
@@ -56,16 +56,19 @@ class CycleReport:
     errors: list[str] = field(default_factory=list)
 
 
-def run_bounded(items: Sequence[PendingItem], resources: Resources) -> list[str]:
-    """Run ProcessArticles over ``items`` in one bounded pipeline on FnApiRunner."""
+def run_bounded(items: Sequence[PendingItem], resources: Resources, state: StateStore) -> list[str]:
+    """Run ProcessArticles over ``items`` in one bounded pipeline on FnApiRunner.
+
+    Returns the ids the sink acknowledged: read back from the state store (an acknowledged
+    entry has left both ``pending`` and the outbox), not collected from the pipeline, because
+    DoFns (and anything they close over) are serialised and run apart from the driver.
+    """
     if not items:
         return []
-    acked: list[str] = []
     options = PipelineOptions(["--runner=FnApiRunner"])
     with beam.Pipeline(runner=FnApiRunner(), options=options) as p:
-        ids = p | "Pending" >> beam.Create(list(items)) | "Process" >> ProcessArticles(resources)
-        _ = ids | "Collect" >> beam.Map(acked.append)  # in-process runner: the list is shared
-    return acked
+        _ = p | "Pending" >> beam.Create(list(items)) | "Process" >> ProcessArticles(resources)
+    return [item.id for item in items if not state.is_known(item.id)]
 
 
 def canonical_id(link: str) -> tuple[str, str]:
@@ -114,20 +117,13 @@ class LocalDriver:
             futures = [pool.submit(poll_feed, self.http, f, states.get(f.id), now=self.clock()) for f in feeds]
             results = [f.result() for f in futures]
         m.stage_seconds.labels("poll").observe(time.monotonic() - start)
-        for feed, result in zip(feeds, results):
+        for feed, result in zip(feeds, results):  # poll_feed counted the poll's own metrics
             report.polled += 1
-            m.feed_polls.labels(feed.id, result.outcome).inc()
-            m.feed_interval.labels(feed.id).set(result.state.interval)
-            if result.error is None:
-                m.feed_last_success.labels(feed.id).set(self.clock())
-                m.feed_items.labels(feed.id).inc(result.items)
-            else:
+            if result.error is not None:
                 log.warning("feed %s: %s: %s", feed.id, result.outcome, result.error)
                 report.errors.append(f"{feed.id}: {result.outcome}")
             items = self.accept(result.entries, report)
-            if items:
-                m.articles_seen.labels(feed.id).inc(len(items))
-                m.feed_last_new_item.labels(feed.id).set(self.clock())
+            m.articles_seen.labels(feed.id).inc(len(items))
             self.state.commit_poll(result.state, items)
 
     def accept(self, entries: Iterable[FeedEntry], report: CycleReport) -> list[PendingItem]:
@@ -166,9 +162,43 @@ class LocalDriver:
         items = self.state.due_pending(now=self.clock(), limit=MAX_ITEMS_PER_CYCLE)
         if not items:
             return
-        acked = run_bounded(items, self.resources)
+        try:
+            acked = run_bounded(items, self.resources, self.state)
+        except Exception as exc:
+            acked = self._isolate(items, exc, report)
         report.processed += len(items)
         report.acknowledged += len(acked)
+
+    def _isolate(self, items: Sequence[PendingItem], exc: Exception, report: CycleReport) -> list[str]:
+        """A cycle failed: run its entries one by one so one poisonous entry cannot block the rest.
+
+        An entry that fails alone is deferred with backoff; after ``max_attempts`` it is
+        quarantined (kept in the state store's ``failed`` table, counted and logged).
+        """
+        m = metrics.get()
+        log.error("cycle of %d entries failed (%s): isolating", len(items), _short(exc))
+        acked: list[str] = []
+        for item in items if len(items) > 1 else []:
+            try:
+                acked += run_bounded([item], self.resources, self.state)
+                continue
+            except Exception as single:
+                exc = single
+            self._give_up_or_defer(item, exc, report)
+            m.articles_failed.labels("pipeline", type(exc).__name__).inc()
+        if len(items) == 1:
+            self._give_up_or_defer(items[0], exc, report)
+            m.articles_failed.labels("pipeline", type(exc).__name__).inc()
+        return acked
+
+    def _give_up_or_defer(self, item: PendingItem, exc: Exception, report: CycleReport) -> None:
+        report.errors.append(f"{item.id[:12]}: {_short(exc)}")
+        if item.attempts + 1 >= self.cfg.max_attempts:
+            log.error("entry %s (%s) quarantined after %d attempts: %s", item.id[:12], item.entry.link,
+                      item.attempts + 1, _short(exc))
+            self.state.quarantine(item.id, error=_short(exc, 2000))
+        else:
+            self.state.defer(item.id, error=_short(exc), retry_at=self.clock() + retry_delay(item.attempts + 1))
 
     def prune(self) -> None:
         now = self.clock()
@@ -235,3 +265,8 @@ class LocalDriver:
         close = getattr(self.dedup, "close", None)
         if close is not None:
             close()
+
+
+def _short(exc: BaseException, limit: int = 300) -> str:
+    text = f"{type(exc).__name__}: {exc}"
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -259,7 +259,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         err = f"{_ago(now, s.last_error_at)} ago: {s.last_error}" if s.last_error else ""
         last = f"{_ago(now, s.last_success_at)} ago" if s.last_success_at else "never"
         print(f"{fid:<32} {last:<20} {s.items_last:>5} {s.interval:>8.0f}s  {err}")
-    print(f"\nbacklog: {counts['pending']} pending, {counts['outbox']} awaiting the sink")
+    print(f"\nbacklog: {counts['pending']} pending, {counts['outbox']} awaiting the sink, "
+          f"{counts['failed']} quarantined after repeated pipeline failures")
     topics = scrape_topic_counts(args.metrics_url or f"http://{cfg.metrics_host}:{cfg.metrics_port}/metrics")
     if topics is None:
         print("topics: the running process's metrics endpoint did not answer")

@@ -16,8 +16,16 @@ T0 = datetime(2024, 6, 19, 3, 0, tzinfo=timezone.utc)
 
 def entry(n: int) -> FeedEntry:
     return FeedEntry(
-        feed_url="http://feed", feed_id="f", source="Contoh", entry_id=f"e{n}", link=f"https://contoh.id/{n}",
-        title=f"Judul {n}", summary="", published=T0, published_raw="", fetched_at=T0,
+        feed_url="http://feed",
+        feed_id="f",
+        source="Contoh",
+        entry_id=f"e{n}",
+        link=f"https://contoh.id/{n}",
+        title=f"Judul {n}",
+        summary="",
+        published=T0,
+        published_raw="",
+        fetched_at=T0,
     )
 
 
@@ -27,8 +35,16 @@ def item(n: int) -> PendingItem:
 
 
 def article(p: PendingItem) -> Article:
-    return Article(id=p.id, url=p.entry.link, canonical_url=p.canonical_url, source="Contoh", title="t", text="x",
-                   published=T0, first_seen=T0)
+    return Article(
+        id=p.id,
+        url=p.entry.link,
+        canonical_url=p.canonical_url,
+        source="Contoh",
+        title="t",
+        text="x",
+        published=T0,
+        first_seen=T0,
+    )
 
 
 class FakeState:
@@ -51,11 +67,15 @@ def test_pending_outbox_ack_cycle(tmp_path: Path) -> None:
     s.defer(items[0].id, error="timeout", retry_at=1e12 + 10)
     assert [d.id for d in s.due_pending(now=1e12)] == [i.id for i in items[1:]]
     s.to_outbox([article(items[1])])
-    assert s.counts() == {"pending": 2, "outbox": 1}
+    assert s.counts() == {"pending": 2, "outbox": 1, "failed": 0}
     assert s.add_pending([items[1]]) == 0  # in the outbox: not accepted again
     assert [a.id for a in s.outbox()] == [items[1].id]
     s.ack([items[1].id])
-    assert s.counts() == {"pending": 2, "outbox": 0}
+    assert s.counts() == {"pending": 2, "outbox": 0, "failed": 0}
+    s.quarantine(items[2].id, error="boom")
+    assert s.counts() == {"pending": 1, "outbox": 0, "failed": 1}
+    assert s.is_known(items[2].id)
+    assert s.requeue_failed() == 1 and s.counts()["pending"] == 2
     assert not s.is_known(items[1].id)
 
 

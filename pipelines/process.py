@@ -16,7 +16,9 @@ the local runner. Metrics go to the process registry (``pipelines.metrics.get()`
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import os
 import random
 import time
 from dataclasses import dataclass
@@ -30,7 +32,7 @@ from apache_beam import pvalue
 from connectors.sink import Sink, SinkUnavailable
 from connectors.statestore import PendingItem, StateStore
 from pipelines import metrics
-from pipelines.config import Config, ElasticsearchConfig, FetchConfig
+from pipelines.config import Config, ElasticsearchConfig, FetchConfig, from_environment
 from transforms.records import Article, utcnow
 
 log = logging.getLogger(__name__)
@@ -52,9 +54,15 @@ class Resources:
 
     @classmethod
     def from_config(cls, cfg: Config, *, use_outbox: bool = True) -> Resources:
+        es = cfg.elasticsearch
+        if not use_outbox:
+            # Distributed runners ship the pickled graph to workers and job servers: keep secrets
+            # out of it. Workers read NEWSMON_ES_API_KEY / NEWSMON_ES_PASSWORD from their own
+            # environment when they open the sink (see open_sink).
+            es = dataclasses.replace(es, api_key=None, password=None)
         return cls(
             fetch=cfg.fetch,
-            elasticsearch=cfg.elasticsearch,
+            elasticsearch=es,
             store_dir=str(cfg.store_dir),
             topics_dir=str(cfg.topics_dir) if cfg.topics_dir else None,
             dedup_window_days=cfg.dedup_window_days,
@@ -75,7 +83,10 @@ class Resources:
         return partial(SqliteDedupStore, Path(self.store_dir) / "dedup.sqlite", window_days=self.dedup_window_days)
 
     def open_sink(self) -> Sink:
-        return open_sink(self.elasticsearch, Path(self.store_dir))
+        es = self.elasticsearch
+        if not self.use_outbox and es.enabled:  # a distributed worker: secrets from its environment
+            es = from_environment(Config(feeds=(), elasticsearch=es), os.environ).elasticsearch
+        return open_sink(es, Path(self.store_dir))
 
 
 def open_sink(es: ElasticsearchConfig, store_dir: Path) -> Any:

@@ -4,7 +4,10 @@ real streaming (Prism, Flink, Dataflow).
     ReadFromRss (PeriodicImpulse -> poll due feeds) -> 'Accept new URLs' -> Reshuffle
         -> ProcessArticles (fetch, extract, dedup, tag, write)
 
-Ids are fixed (canonical URL -> ``Article.id``) *before* the Reshuffle, so a retried bundle
+Entries are put in fixed windows of one tick, so the per-window grouping inside
+``DedupArticles`` (copies that arrive together are compared with each other) closes at the end
+of each window under the default trigger. Ids are fixed (canonical URL -> ``Article.id``)
+*before* the Reshuffle, so a retried bundle
 re-writes the same ``_id`` instead of creating a duplicate. There is no outbox here: the
 runner's checkpointing retries failed bundles. Dedup and feed state live in the stores of
 ``Resources`` (a shared store when workers are distributed: see README, "Scale-out").
@@ -19,6 +22,7 @@ import logging
 from typing import Iterator, Sequence
 
 import apache_beam as beam
+from apache_beam.transforms import window
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
 from connectors.statestore import PendingItem
@@ -79,6 +83,7 @@ def build_streaming_pipeline(cfg: Config, beam_args: Sequence[str], *, tick_seco
         pipeline
         | "Read feeds" >> ReadFromRss(cfg.enabled_feeds, cfg.fetch, state_factory, tick_seconds=tick_seconds)
         | "Accept new URLs" >> beam.ParDo(AcceptEntries(resources))
+        | "Micro-batch windows" >> beam.WindowInto(window.FixedWindows(tick_seconds))
         | "Spread work" >> beam.Reshuffle()
         | "Process" >> ProcessArticles(resources)
     )

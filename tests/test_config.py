@@ -15,8 +15,22 @@ def test_shipped_defaults_list_real_indonesian_outlets() -> None:
     ids = [f.id for f in cfg.feeds]
     assert len(ids) == len(set(ids))
     names = {f.name for f in cfg.feeds}
-    for outlet in ("ANTARA", "detikcom", "Kompas", "CNN Indonesia", "Tempo", "Republika", "Okezone", "VIVA",
-                   "Kontan", "SINDOnews", "Tribunnews", "Liputan6", "Merdeka", "Suara"):
+    for outlet in (
+        "ANTARA",
+        "detikcom",
+        "Kompas",
+        "CNN Indonesia",
+        "Tempo",
+        "Republika",
+        "Okezone",
+        "VIVA",
+        "Kontan",
+        "SINDOnews",
+        "Tribunnews",
+        "Liputan6",
+        "Merdeka",
+        "Suara",
+    ):
         assert outlet in names
     assert all(f.url.startswith("https://") for f in cfg.feeds)
     assert all(f.min_interval <= f.max_interval for f in cfg.feeds)
@@ -29,7 +43,10 @@ def write(tmp_path: Path, text: str) -> Path:
 
 
 def test_file_overrides_defaults(tmp_path: Path) -> None:
-    p = write(tmp_path, "feeds:\n  - url: https://example.id/rss\n    name: Contoh\n    min_interval: 30\nstore_dir: /tmp/x\n")
+    p = write(
+        tmp_path,
+        "feeds:\n  - url: https://example.id/rss\n    name: Contoh\n    min_interval: 30\nstore_dir: /tmp/x\n",
+    )
     cfg = load_config(p, env={})
     assert [f.url for f in cfg.feeds] == ["https://example.id/rss"]
     assert cfg.feeds[0].name == "Contoh" and cfg.feeds[0].min_interval == 30
@@ -40,12 +57,20 @@ def test_file_overrides_defaults(tmp_path: Path) -> None:
     ("text", "key", "problem"),
     [
         ("feeds:\n  - url: ftp://x\n", "feeds[0].url", "not an http(s) URL"),
-        ("feeds:\n  - url: https://a.id/\n    min_interval: 100\n    max_interval: 10\n", "feeds[0].max_interval", ">= min_interval"),
+        (
+            "feeds:\n  - url: https://a.id/\n    min_interval: 100\n    max_interval: 10\n",
+            "feeds[0].max_interval",
+            ">= min_interval",
+        ),
         ("feeds:\n  - url: https://a.id/\n    colour: red\n", "feeds[0].colour", "unknown key"),
         ("feeds: {}\n", "feeds", "must be a list"),
         ("fetch:\n  timeout: soon\n", "fetch.timeout", "must be a number"),
         ("elasticsearch:\n  password: hunter2\n", "elasticsearch.password", "environment only"),
-        ("feeds:\n  - url: https://a.id/\n    id: x\n  - url: https://b.id/\n    id: x\n", "feeds[1].id", "duplicate"),
+        (
+            "feeds:\n  - url: https://a.id/\n    id: x\n  - url: https://b.id/\n    id: x\n",
+            "feeds[1].id",
+            "duplicate",
+        ),
         ("feeds: [\n", "line 2", "invalid YAML"),
     ],
 )

@@ -17,8 +17,15 @@ T0 = datetime(2024, 6, 19, 3, 0, tzinfo=timezone.utc)
 
 def art(url: str, title: str, text: str, *, hours: int = 0, **kw: object) -> Article:
     return Article(
-        id=article_id(url), url=url, canonical_url=url, source="contoh.id", title=title, text=text,
-        published=T0 + timedelta(hours=hours), first_seen=T0 + timedelta(hours=hours), **kw,  # type: ignore[arg-type]
+        id=article_id(url),
+        url=url,
+        canonical_url=url,
+        source="contoh.id",
+        title=title,
+        text=text,
+        published=T0 + timedelta(hours=hours),
+        first_seen=T0 + timedelta(hours=hours),
+        **kw,  # type: ignore[arg-type]
     )
 
 
@@ -30,7 +37,9 @@ def index(tmp_path: Path) -> LocalIndex:
 
 
 def test_write_is_idempotent_on_id(index: LocalIndex) -> None:
-    a = art("https://contoh.id/1", "Putin tiba di Pyongyang", "Presiden Rusia Vladimir Putin tiba di Korea Utara.")
+    a = art(
+        "https://contoh.id/1", "Putin tiba di Pyongyang", "Presiden Rusia Vladimir Putin tiba di Korea Utara."
+    )
     assert index.write([a]).acknowledged == (a.id,)
     index.write([a, a])
     index.write([replace(a, title="Putin tiba di Pyongyang (diperbarui)")])
@@ -40,10 +49,20 @@ def test_write_is_idempotent_on_id(index: LocalIndex) -> None:
 
 
 def test_case_and_accent_folding_and_phrases(index: LocalIndex) -> None:
-    index.write([
-        art("https://contoh.id/1", "KIM JONG UN sambut Putin", "Pemimpin Korut menyambut tamu dari Moskow di bandara."),
-        art("https://contoh.id/2", "Café di Jakarta", "Kedai kopi baru dibuka; Kim dan Jong datang terpisah."),
-    ])
+    index.write(
+        [
+            art(
+                "https://contoh.id/1",
+                "KIM JONG UN sambut Putin",
+                "Pemimpin Korut menyambut tamu dari Moskow di bandara.",
+            ),
+            art(
+                "https://contoh.id/2",
+                "Café di Jakarta",
+                "Kedai kopi baru dibuka; Kim dan Jong datang terpisah.",
+            ),
+        ]
+    )
     assert [h.url for h in index.search("kim jong un")] != []
     assert {h.url for h in index.search("cafe")} == {"https://contoh.id/2"}
     phrase = index.search('"kim jong un"')
@@ -54,20 +73,31 @@ def test_case_and_accent_folding_and_phrases(index: LocalIndex) -> None:
 
 def test_title_matches_rank_first_and_recency_breaks_ties(index: LocalIndex) -> None:
     body = "Laporan tentang cuaca dan lalu lintas di ibu kota."
-    index.write([
-        art("https://contoh.id/old", "Rusia dan Korut", body, hours=0),
-        art("https://contoh.id/new", "Rusia dan Korut", body, hours=5),
-        art("https://contoh.id/text", "Cuaca hari ini", body + " Rusia dan Korut disebut sekali.", hours=9),
-        *[art(f"https://contoh.id/lain{i}", f"Berita lain {i}", body, hours=i) for i in range(6)],
-    ])
+    index.write(
+        [
+            art("https://contoh.id/old", "Rusia dan Korut", body, hours=0),
+            art("https://contoh.id/new", "Rusia dan Korut", body, hours=5),
+            art(
+                "https://contoh.id/text", "Cuaca hari ini", body + " Rusia dan Korut disebut sekali.", hours=9
+            ),
+            *[art(f"https://contoh.id/lain{i}", f"Berita lain {i}", body, hours=i) for i in range(6)],
+        ]
+    )
     urls = [h.url for h in index.search("rusia korut")]
     assert urls == ["https://contoh.id/new", "https://contoh.id/old", "https://contoh.id/text"]
 
 
 def test_duplicates_hidden_and_original_lists_syndication(index: LocalIndex) -> None:
     orig = art("https://a.id/1", "Perjanjian Rusia-Korut", "Isi perjanjian kemitraan strategis.")
-    dup = art("https://b.id/9", "Perjanjian Rusia-Korut", "Isi perjanjian kemitraan strategis.", hours=1,
-              duplicate_of=orig.id, duplicate_kind="near", similarity=0.93)
+    dup = art(
+        "https://b.id/9",
+        "Perjanjian Rusia-Korut",
+        "Isi perjanjian kemitraan strategis.",
+        hours=1,
+        duplicate_of=orig.id,
+        duplicate_kind="near",
+        similarity=0.93,
+    )
     index.write([orig])
     index.write([dup])
     index.write([dup])  # idempotent: syndication listed once
@@ -104,6 +134,8 @@ def test_hostile_queries_give_a_clear_error_or_results(index: LocalIndex, query:
 
 
 def test_fts_query_quotes_words() -> None:
-    assert fts_query('putin "korea utara" -selatan kunjung*') == '("putin" AND "korea utara" AND "kunjung"*) NOT "selatan"'
+    assert (
+        fts_query('putin "korea utara" -selatan kunjung*')
+        == '("putin" AND "korea utara" AND "kunjung"*) NOT "selatan"'
+    )
     assert fts_query("Rusia-Korut visit!") == '"Rusia Korut" AND "visit"'
-

@@ -20,9 +20,10 @@ import argparse
 import gzip
 import json
 import sys
+from collections.abc import Iterator, Mapping
 from datetime import timedelta
 from pathlib import Path
-from typing import IO, Any, Iterator, Mapping, TextIO
+from typing import IO, Any, TextIO
 
 from connectors.dedupstore import DedupStore, SqliteDedupStore
 from transforms.records import Article, article_id, str_to_dt, utcnow

@@ -1,0 +1,439 @@
+"""The dedup store: URL ids, text hashes, LSH bands, shingle sets and story terms of recent articles.
+
+Why a store and not Beam state: the local driver runs one bounded Beam pipeline per cycle,
+distributed runners run many workers, and both must recognise an article seen yesterday,
+after a ``kill -9`` or on another worker. So the state lives outside Beam, bounded by a
+window of ``first_seen`` (default 7 days; :meth:`prune`) rather than by uptime.
+
+:class:`SqliteDedupStore` (local driver, ``newsmon dedup``)
+    One SQLite file in WAL mode. Every ``record``/``accept_url`` is its own committed
+    transaction; with ``synchronous=NORMAL`` a committed transaction survives the process
+    being killed (not a power cut). Tables::
+
+        records(rid, id UNIQUE, url, source, first_seen, published, text_hash, shingles BLOB,
+                story_terms BLOB, story_id, duplicate_of, duplicate_kind, similarity, also JSON)
+        lsh(band, rid)        -- one row per LSH band of an original (WITHOUT ROWID, ~20 B/row)
+        story(term, rid)      -- one row per salient story term of an original
+        df(term, n)           -- document frequency of story terms in the window (rarity weights)
+        urls(id, url, owner, seen)  -- accept_url: canonical-URL ids seen in the window
+
+    Only originals are indexed in ``lsh``/``story``/``text_hash`` lookups: a copy's bands
+    would only lead back to its original, so chains collapse to the root and the index
+    stays small. Copies keep a ``records`` row so :meth:`lookup` makes decisions idempotent.
+
+Shared store for distributed runners (design; not implemented yet)
+    An Elasticsearch index ``newsmon-dedup`` with one document per article: ``_id`` = article
+    id, ``bands`` and ``story_terms`` as ``keyword`` (or ``long``) arrays, ``text_hash`` keyword,
+    ``first_seen`` date, ``shingles`` as a ``binary`` field (not indexed), the decision fields.
+    ``candidates`` = one ``bool.should`` of a ``term`` on ``text_hash`` and a ``terms`` query on
+    ``bands`` filtered by ``first_seen >= now-7d`` and ``duplicate_of`` missing, sorted by score
+    (number of matching bands); ``story_candidates`` = ``terms`` on ``story_terms`` with
+    ``minimum_should_match``; ``df`` comes from a ``terms`` aggregation or a small counter index.
+    ``accept_url`` = ``index`` with ``op_type=create`` into ``newsmon-urls`` (409 -> duplicate),
+    ``record`` = ``index`` with the article id as ``_id`` (idempotent), ``prune`` =
+    ``delete_by_query`` on ``first_seen`` (or daily indices dropped by ILM). Decisions stay
+    sequential per cycle (one key), so no cross-worker races within a cycle; across cycles the
+    ``create`` op makes URL acceptance atomic.
+
+Errors: :class:`DedupStoreError` wraps ``sqlite3`` errors; ``transient`` is true for a locked
+or busy database (retry the cycle), false for corruption or schema problems.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import struct
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Protocol
+
+from transforms.records import Syndication, to_utc
+
+
+class DedupStoreError(Exception):
+    """A dedup store operation failed. ``transient``: worth retrying (locked/busy)."""
+
+    def __init__(self, message: str, *, transient: bool) -> None:
+        super().__init__(message)
+        self.transient = transient
+
+
+@dataclass(frozen=True, slots=True)
+class DedupRecord:
+    """What later decisions need to know about one article (kept for the window)."""
+
+    id: str
+    url: str
+    source: str
+    first_seen: datetime
+    published: datetime | None
+    text_hash: str
+    bands: tuple[int, ...]
+    shingles: bytes  # sorted unique uint32 shingle hashes, little-endian (precise confirmation)
+    story_terms: tuple[int, ...]  # uint32 hashes of salient title+lead terms
+    story_id: str
+    duplicate_of: str | None = None
+    duplicate_kind: str | None = None
+    similarity: float | None = None
+    also_published_at: tuple[Syndication, ...] = field(default=())
+
+    @property
+    def order_key(self) -> tuple[datetime, datetime]:
+        """Earliest first: by first_seen, then published."""
+        return (self.first_seen, self.published or self.first_seen)
+
+
+class DedupStore(Protocol):
+    def accept_url(self, article_id: str, url: str, *, now: datetime, owner: str | None = None) -> bool: ...
+
+    def url_owner(self, article_id: str) -> str | None: ...
+
+    def lookup(self, article_id: str) -> DedupRecord | None: ...
+
+    def candidates(
+        self,
+        *,
+        text_hash: str,
+        bands: Sequence[int],
+        exclude_id: str,
+        since: datetime | None = None,
+        limit: int = 50,
+    ) -> list[DedupRecord]: ...
+
+    def story_candidates(
+        self, *, terms: Sequence[int], exclude_id: str, since: datetime, min_shared: int, limit: int = 30
+    ) -> list[DedupRecord]: ...
+
+    def term_frequencies(self, terms: Sequence[int]) -> tuple[dict[int, int], int]: ...
+
+    def record(self, rec: DedupRecord) -> None: ...
+
+    def add_syndication(self, original_id: str, syndication: Syndication) -> None: ...
+
+    def prune(self, *, older_than: datetime) -> int: ...
+
+    def close(self) -> None: ...
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS records (
+    rid INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    url TEXT NOT NULL,
+    source TEXT NOT NULL,
+    first_seen REAL NOT NULL,
+    published REAL,
+    text_hash TEXT NOT NULL,
+    bands BLOB NOT NULL,
+    shingles BLOB NOT NULL,
+    story_terms BLOB NOT NULL,
+    story_id TEXT NOT NULL,
+    duplicate_of TEXT,
+    duplicate_kind TEXT,
+    similarity REAL,
+    also TEXT NOT NULL DEFAULT '[]'
+);
+CREATE INDEX IF NOT EXISTS records_hash ON records(text_hash) WHERE text_hash != '' AND duplicate_of IS NULL;
+CREATE INDEX IF NOT EXISTS records_seen ON records(first_seen);
+CREATE TABLE IF NOT EXISTS lsh (band INTEGER NOT NULL, rid INTEGER NOT NULL, PRIMARY KEY (band, rid)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS story (term INTEGER NOT NULL, rid INTEGER NOT NULL, PRIMARY KEY (term, rid)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS df (term INTEGER PRIMARY KEY, n INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, n INTEGER NOT NULL);
+INSERT OR IGNORE INTO meta(key, n) VALUES ('originals', 0);
+CREATE TABLE IF NOT EXISTS urls (id TEXT PRIMARY KEY, url TEXT NOT NULL, owner TEXT NOT NULL, seen REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS urls_seen ON urls(seen);
+"""
+
+_COLUMNS = (
+    "id, url, source, first_seen, published, text_hash, bands, shingles, story_terms, story_id,"
+    " duplicate_of, duplicate_kind, similarity, also"
+)
+
+
+def _ts(value: datetime) -> float:
+    return to_utc(value).timestamp()
+
+
+def _dt(value: float | None) -> datetime | None:
+    return None if value is None else datetime.fromtimestamp(value, tz=UTC)
+
+
+def _pack(values: Sequence[int], fmt: str) -> bytes:
+    return struct.pack(f"<{len(values)}{fmt}", *values)
+
+
+def _unpack(blob: bytes, fmt: str) -> tuple[int, ...]:
+    size = struct.calcsize(fmt)
+    return struct.unpack(f"<{len(blob) // size}{fmt}", blob)
+
+
+def _row_to_record(row: tuple) -> DedupRecord:
+    return DedupRecord(
+        id=row[0],
+        url=row[1],
+        source=row[2],
+        first_seen=_dt(row[3]) or datetime.fromtimestamp(0, tz=UTC),
+        published=_dt(row[4]),
+        text_hash=row[5],
+        bands=_unpack(row[6], "q"),
+        shingles=bytes(row[7]),
+        story_terms=_unpack(row[8], "I"),
+        story_id=row[9],
+        duplicate_of=row[10],
+        duplicate_kind=row[11],
+        similarity=row[12],
+        also_published_at=tuple(Syndication.from_dict(s) for s in json.loads(row[13])),
+    )
+
+
+class SqliteDedupStore:
+    """The local, on-disk dedup store (see the module docstring). ``path`` may be ``":memory:"``."""
+
+    def __init__(self, path: Path | str, *, window_days: float = 7.0) -> None:
+        if window_days <= 0:
+            raise ValueError("window_days must be positive")
+        self.path = str(path)
+        self.window = timedelta(days=window_days)
+        self._lock = threading.RLock()
+        try:
+            if self.path != ":memory:":
+                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(_SCHEMA)
+        except sqlite3.Error as exc:
+            raise DedupStoreError(f"cannot open dedup store {self.path}: {exc}", transient=False) from exc
+
+    # -- plumbing --------------------------------------------------------------------
+    def _tx(self) -> _Transaction:
+        return _Transaction(self)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    # -- URLs ------------------------------------------------------------------------
+    def accept_url(self, article_id: str, url: str, *, now: datetime, owner: str | None = None) -> bool:
+        """Atomically insert the URL id; False if it was already seen within the window."""
+        ts = _ts(now)
+        cutoff = ts - self.window.total_seconds()
+        with self._tx() as db:
+            cur = db.execute(
+                "INSERT INTO urls(id, url, owner, seen) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT(id) DO UPDATE SET url=excluded.url, owner=excluded.owner, seen=excluded.seen "
+                "WHERE urls.seen < ?",
+                (article_id, url, owner or article_id, ts, cutoff),
+            )
+            return cur.rowcount == 1
+
+    def url_owner(self, article_id: str) -> str | None:
+        with self._tx() as db:
+            row = db.execute("SELECT owner FROM urls WHERE id = ?", (article_id,)).fetchone()
+        return None if row is None else str(row[0])
+
+    # -- records ---------------------------------------------------------------------
+    def lookup(self, article_id: str) -> DedupRecord | None:
+        with self._tx() as db:
+            row = db.execute(f"SELECT {_COLUMNS} FROM records WHERE id = ?", (article_id,)).fetchone()
+        return None if row is None else _row_to_record(row)
+
+    def candidates(
+        self,
+        *,
+        text_hash: str,
+        bands: Sequence[int],
+        exclude_id: str,
+        since: datetime | None = None,
+        limit: int = 50,
+    ) -> list[DedupRecord]:
+        """Originals with the same text hash first, then those sharing LSH bands (most shared first)."""
+        cutoff = _ts(since) if since is not None else float("-inf")
+        out: list[DedupRecord] = []
+        with self._tx() as db:
+            if text_hash:
+                rows = db.execute(
+                    f"SELECT {_COLUMNS} FROM records WHERE text_hash = ? AND duplicate_of IS NULL "
+                    "AND id != ? AND first_seen >= ? ORDER BY first_seen LIMIT 5",
+                    (text_hash, exclude_id, cutoff),
+                ).fetchall()
+                out.extend(_row_to_record(r) for r in rows)
+            if bands:
+                marks = ",".join("?" * len(bands))
+                rows = db.execute(
+                    f"SELECT {_COLUMNS} FROM records JOIN ("
+                    f"  SELECT rid, COUNT(*) AS shared FROM lsh WHERE band IN ({marks}) GROUP BY rid"
+                    ") AS hits USING (rid) WHERE id != ? AND first_seen >= ? "
+                    "ORDER BY shared DESC, first_seen LIMIT ?",
+                    (*bands, exclude_id, cutoff, limit),
+                ).fetchall()
+                seen = {r.id for r in out}
+                out.extend(rec for rec in map(_row_to_record, rows) if rec.id not in seen)
+        return out
+
+    def story_candidates(
+        self, *, terms: Sequence[int], exclude_id: str, since: datetime, min_shared: int, limit: int = 30
+    ) -> list[DedupRecord]:
+        """Originals first seen since ``since`` sharing at least ``min_shared`` story terms."""
+        if not terms:
+            return []
+        marks = ",".join("?" * len(terms))
+        with self._tx() as db:
+            rows = db.execute(
+                f"SELECT {_COLUMNS} FROM records JOIN ("
+                f"  SELECT rid, COUNT(*) AS shared FROM story WHERE term IN ({marks}) GROUP BY rid"
+                "  HAVING COUNT(*) >= ?"
+                ") AS hits USING (rid) WHERE id != ? AND first_seen >= ? "
+                "ORDER BY shared DESC, first_seen LIMIT ?",
+                (*terms, min_shared, exclude_id, _ts(since), limit),
+            ).fetchall()
+        return [_row_to_record(r) for r in rows]
+
+    def term_frequencies(self, terms: Sequence[int]) -> tuple[dict[int, int], int]:
+        """(document frequency per story term, number of originals) within the window."""
+        with self._tx() as db:
+            total = int(db.execute("SELECT n FROM meta WHERE key = 'originals'").fetchone()[0])
+            if not terms:
+                return {}, total
+            marks = ",".join("?" * len(terms))
+            rows = db.execute(f"SELECT term, n FROM df WHERE term IN ({marks})", tuple(terms)).fetchall()
+        return {int(t): int(n) for t, n in rows}, total
+
+    def record(self, rec: DedupRecord) -> None:
+        """Store a decision; idempotent on ``rec.id`` (a second call for the same id is ignored)."""
+        also = json.dumps([s.to_dict() for s in rec.also_published_at])
+        with self._tx() as db:
+            cur = db.execute(
+                f"INSERT OR IGNORE INTO records({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    rec.id,
+                    rec.url,
+                    rec.source,
+                    _ts(rec.first_seen),
+                    None if rec.published is None else _ts(rec.published),
+                    rec.text_hash,
+                    _pack(rec.bands, "q"),
+                    rec.shingles,
+                    _pack(rec.story_terms, "I"),
+                    rec.story_id,
+                    rec.duplicate_of,
+                    rec.duplicate_kind,
+                    rec.similarity,
+                    also,
+                ),
+            )
+            if cur.rowcount != 1 or rec.duplicate_of is not None:
+                return
+            rid = cur.lastrowid
+            db.execute("UPDATE meta SET n = n + 1 WHERE key = 'originals'")
+            db.executemany("INSERT OR IGNORE INTO lsh(band, rid) VALUES (?, ?)", [(b, rid) for b in set(rec.bands)])
+            terms = sorted(set(rec.story_terms))
+            db.executemany("INSERT OR IGNORE INTO story(term, rid) VALUES (?, ?)", [(t, rid) for t in terms])
+            db.executemany(
+                "INSERT INTO df(term, n) VALUES (?, 1) ON CONFLICT(term) DO UPDATE SET n = n + 1",
+                [(t,) for t in terms],
+            )
+
+    def add_syndication(self, original_id: str, syndication: Syndication) -> None:
+        """Append a copy to the original's ``also_published_at`` (idempotent on the copy's id)."""
+        with self._tx() as db:
+            row = db.execute("SELECT also FROM records WHERE id = ?", (original_id,)).fetchone()
+            if row is None:
+                return
+            also = json.loads(row[0])
+            if any(s.get("id") == syndication.id for s in also):
+                return
+            also.append(syndication.to_dict())
+            db.execute("UPDATE records SET also = ? WHERE id = ?", (json.dumps(also), original_id))
+
+    def prune(self, *, older_than: datetime) -> int:
+        """Forget articles and URLs first seen before ``older_than``; returns records removed."""
+        cutoff = _ts(older_than)
+        with self._tx() as db:
+            rows = db.execute(
+                "SELECT rid, story_terms, duplicate_of FROM records WHERE first_seen < ?", (cutoff,)
+            ).fetchall()
+            counts: dict[int, int] = {}
+            for _, blob, dup in rows:
+                if dup is None:
+                    for t in set(_unpack(blob, "I")):
+                        counts[t] = counts.get(t, 0) + 1
+            db.executemany("UPDATE df SET n = n - ? WHERE term = ?", [(n, t) for t, n in counts.items()])
+            db.execute("DELETE FROM df WHERE n <= 0")
+            originals = sum(1 for r in rows if r[2] is None)
+            db.execute("UPDATE meta SET n = MAX(0, n - ?) WHERE key = 'originals'", (originals,))
+            db.execute(
+                "DELETE FROM lsh WHERE rid IN (SELECT rid FROM records WHERE first_seen < ?)", (cutoff,)
+            )
+            db.execute(
+                "DELETE FROM story WHERE rid IN (SELECT rid FROM records WHERE first_seen < ?)", (cutoff,)
+            )
+            db.execute("DELETE FROM records WHERE first_seen < ?", (cutoff,))
+            db.execute("DELETE FROM urls WHERE seen < ?", (cutoff,))
+            return len(rows)
+
+    def stats(self) -> dict[str, int]:
+        """Row counts and database size in bytes (benchmarks, ``newsmon dedup -v``)."""
+        with self._tx() as db:
+            out = {t: int(db.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]) for t in ("records", "lsh", "story", "df", "urls")}
+            pages = int(db.execute("PRAGMA page_count").fetchone()[0])
+            size = int(db.execute("PRAGMA page_size").fetchone()[0])
+        out["bytes"] = pages * size
+        return out
+
+
+class _Transaction:
+    """``with store._tx() as db``: one IMMEDIATE transaction under the store lock; wraps errors."""
+
+    def __init__(self, store: SqliteDedupStore) -> None:
+        self.store = store
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.store._lock.acquire()
+        try:
+            self.store._db.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            self.store._lock.release()
+            raise _wrap(exc) from exc
+        return self.store._db
+
+    def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
+        try:
+            if exc is None:
+                self.store._db.execute("COMMIT")
+            else:
+                self.store._db.execute("ROLLBACK")
+        except sqlite3.Error as err:
+            raise _wrap(err) from err
+        finally:
+            self.store._lock.release()
+        if isinstance(exc, sqlite3.Error):
+            raise _wrap(exc) from exc
+
+
+def _wrap(exc: sqlite3.Error) -> DedupStoreError:
+    text = str(exc).lower()
+    transient = isinstance(exc, sqlite3.OperationalError) and ("locked" in text or "busy" in text)
+    return DedupStoreError(f"dedup store: {exc}", transient=transient)
+
+
+@dataclass(frozen=True)
+class SqliteStoreFactory:
+    """Picklable factory for Beam DoFns: ``DedupArticles(SqliteStoreFactory(path))``."""
+
+    path: str
+    window_days: float = 7.0
+
+    def __call__(self) -> SqliteDedupStore:
+        return SqliteDedupStore(self.path, window_days=self.window_days)
+
+
+def iter_records(store: SqliteDedupStore) -> Iterator[DedupRecord]:
+    """Every stored record (oldest first); for reports and tests."""
+    with store._tx() as db:
+        rows = db.execute(f"SELECT {_COLUMNS} FROM records ORDER BY first_seen, rid").fetchall()
+    return iter([_row_to_record(r) for r in rows])

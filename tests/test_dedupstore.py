@@ -1,0 +1,148 @@
+"""SqliteDedupStore: URL acceptance, idempotent records, candidates, pruning, kill -9 survival."""
+
+from __future__ import annotations
+
+import pickle
+import signal
+import subprocess
+import sys
+import textwrap
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from connectors.dedupstore import DedupRecord, DedupStoreError, SqliteDedupStore, SqliteStoreFactory
+from transforms.records import Syndication
+
+T0 = datetime(2024, 6, 19, 6, 0, tzinfo=UTC)
+REPO = Path(__file__).resolve().parents[1]
+
+
+def rec(
+    i: str,
+    *,
+    seen: datetime = T0,
+    bands: tuple[int, ...] = (),
+    text_hash: str = "",
+    terms: tuple[int, ...] = (),
+    duplicate_of: str | None = None,
+) -> DedupRecord:
+    return DedupRecord(
+        id=i,
+        url=f"https://x.id/{i}",
+        source="x",
+        first_seen=seen,
+        published=None,
+        text_hash=text_hash,
+        bands=bands,
+        shingles=b"\x01\x00\x00\x00",
+        story_terms=terms,
+        story_id=duplicate_of or i,
+        duplicate_of=duplicate_of,
+        duplicate_kind="near" if duplicate_of else None,
+        similarity=0.9 if duplicate_of else None,
+    )
+
+
+@pytest.fixture()
+def store(tmp_path: Path) -> SqliteDedupStore:
+    s = SqliteDedupStore(tmp_path / "dedup.sqlite", window_days=7)
+    yield s
+    s.close()
+
+
+def test_accept_url_once_within_window(store: SqliteDedupStore) -> None:
+    assert store.accept_url("u1", "https://x.id/a", now=T0) is True
+    assert store.accept_url("u1", "https://x.id/a", now=T0 + timedelta(days=6)) is False
+    assert store.accept_url("u1", "https://x.id/a", now=T0 + timedelta(days=8)) is True  # window passed
+    assert store.accept_url("u2", "https://x.id/b", now=T0, owner="art-2") is True
+    assert store.url_owner("u2") == "art-2"
+
+
+def test_record_is_idempotent_and_round_trips(store: SqliteDedupStore) -> None:
+    r = rec("a", bands=(1, -2, 3), text_hash="h", terms=(5, 6))
+    store.record(r)
+    store.record(r)
+    got = store.lookup("a")
+    assert got == r
+    assert store.stats()["lsh"] == 3
+    assert store.stats()["df"] == 2
+    assert store.lookup("missing") is None
+
+
+def test_candidates_by_hash_and_bands_exclude_self_and_copies(store: SqliteDedupStore) -> None:
+    store.record(rec("orig", bands=(1, 2, 3), text_hash="h1"))
+    store.record(rec("other", bands=(3, 9, 10)))
+    store.record(rec("copy", bands=(1, 2, 3), text_hash="h1", duplicate_of="orig"))
+    ids = [c.id for c in store.candidates(text_hash="h1", bands=(1, 2, 3), exclude_id="new")]
+    assert ids == ["orig", "other"]  # hash match first, then most shared bands; copies never
+    assert [c.id for c in store.candidates(text_hash="", bands=(1, 2), exclude_id="orig")] == []
+    assert store.candidates(text_hash="h1", bands=(1,), exclude_id="new", since=T0 + timedelta(hours=1)) == []
+
+
+def test_story_candidates_need_min_shared(store: SqliteDedupStore) -> None:
+    store.record(rec("s1", terms=(1, 2, 3, 4, 5)))
+    store.record(rec("s2", terms=(1, 2, 9)))
+    got = store.story_candidates(terms=(1, 2, 3, 4), exclude_id="n", since=T0, min_shared=3)
+    assert [c.id for c in got] == ["s1"]
+    df, total = store.term_frequencies((1, 9, 77))
+    assert df == {1: 2, 9: 1} and total == 2
+
+
+def test_add_syndication_idempotent(store: SqliteDedupStore) -> None:
+    store.record(rec("orig"))
+    syn = Syndication(id="c", url="https://y.id/c", source="y", first_seen=T0, kind="exact", similarity=1.0)
+    store.add_syndication("orig", syn)
+    store.add_syndication("orig", syn)
+    assert store.lookup("orig").also_published_at == (syn,)
+
+
+def test_prune_forgets_old_state(store: SqliteDedupStore) -> None:
+    store.record(rec("old", seen=T0 - timedelta(days=10), bands=(1,), terms=(7, 8)))
+    store.record(rec("new", seen=T0, bands=(2,), terms=(8,)))
+    store.accept_url("u-old", "https://x.id/old", now=T0 - timedelta(days=10))
+    assert store.prune(older_than=T0 - timedelta(days=7)) == 1
+    assert store.lookup("old") is None and store.lookup("new") is not None
+    assert store.term_frequencies((7, 8))[0] == {8: 1}
+    assert store.stats()["lsh"] == 1 and store.stats()["urls"] == 0
+
+
+def test_factory_is_picklable(tmp_path: Path) -> None:
+    factory = pickle.loads(pickle.dumps(SqliteStoreFactory(str(tmp_path / "s.sqlite"), 3.0)))
+    s = factory()
+    assert s.window == timedelta(days=3)
+    s.close()
+
+
+def test_unopenable_path_is_permanent_error(tmp_path: Path) -> None:
+    (tmp_path / "dir.sqlite").mkdir()
+    with pytest.raises(DedupStoreError) as info:
+        SqliteDedupStore(tmp_path / "dir.sqlite")
+    assert info.value.transient is False
+
+
+@pytest.mark.hostile
+def test_survives_kill_9(tmp_path: Path) -> None:
+    """A child records an article and accepts a URL, then SIGKILLs itself; both are still there."""
+    db = tmp_path / "dedup.sqlite"
+    script = textwrap.dedent(
+        f"""
+        import os, signal
+        from datetime import datetime, timezone
+        from connectors.dedupstore import DedupRecord, SqliteDedupStore
+        s = SqliteDedupStore({str(db)!r})
+        t = datetime(2024, 6, 19, tzinfo=timezone.utc)
+        s.accept_url("url-1", "https://x.id/a", now=t)
+        s.record(DedupRecord(id="art-1", url="https://x.id/a", source="x", first_seen=t, published=None,
+                 text_hash="h", bands=(1, 2), shingles=b"", story_terms=(), story_id="art-1"))
+        os.kill(os.getpid(), signal.SIGKILL)
+        """
+    )
+    proc = subprocess.run([sys.executable, "-c", script], check=False, cwd=REPO, capture_output=True, timeout=60)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    s = SqliteDedupStore(db)
+    assert s.lookup("art-1") is not None
+    assert s.accept_url("url-1", "https://x.id/a", now=T0) is False
+    assert [c.id for c in s.candidates(text_hash="h", bands=(), exclude_id="z")] == ["art-1"]
+    s.close()

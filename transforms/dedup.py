@@ -1,0 +1,577 @@
+"""Deduplication and story grouping: pure logic over a dedup store, plus a thin Beam wrapper.
+
+Three signals, strictly separated:
+
+``url``
+    Two feed items whose links canonicalise to the same URL (``transforms/urls.py``) are
+    one article. The driver asks :meth:`DedupStore.accept_url` *before* fetching the page
+    (an atomic insert-if-absent), so a URL seen within the window is never fetched twice.
+``exact`` / ``near`` (``duplicate_of``)
+    The same text published again: syndicated wire copy, a re-post under a new headline, an
+    AMP/mobile copy with a different URL, a copy with "Baca juga" links or another outlet's
+    dateline and footer. :func:`strip_boilerplate` removes datelines ("JAKARTA, KOMPAS.com -"),
+    related-link lines ("Baca juga:", "Baca:"), page noise ("SCROLL TO CONTINUE WITH
+    CONTENT") and footers ("Artikel ini telah tayang di ...", "Editor: ..."). Then:
+
+    * exact: sha256 of the normalised word sequence (:func:`text_hash`);
+    * near: word 5-gram shingles -> MinHash (datasketch, 72 permutations) -> 24 LSH bands
+      of 3 rows (:func:`fingerprint`; a pair with Jaccard 0.5 becomes a candidate with
+      p = 0.96, Jaccard 0.6 with p = 0.997). Candidates are *confirmed* on the exact
+      shingle sets kept in the store: the newcomer's shingles must be contained in the
+      earlier article's at >= ``NEAR_CONTAINMENT`` (0.8) and, the other way round, the
+      earlier article's in the newcomer's at >= ``NEAR_REVERSE_CONTAINMENT`` (0.4). The
+      first catches trimmed endings and inserted lines; the second stops a short brief's
+      quote from making a long, different article "a copy". Articles that merely share
+      whole wire sentences (the five seeds) stay far below 0.8.
+
+    The earliest article (by ``first_seen``, then ``published``) is the original; a later
+    copy gets ``duplicate_of`` = the original's id (never a copy's id: chains collapse to
+    the root), ``duplicate_kind`` and ``similarity``, and the original's store record
+    accumulates ``also_published_at`` (url, source, first seen) so syndication is visible.
+``story_id``
+    A looser signal for *different* articles about the same event: the set of salient
+    content words of title + lead (stopwords, numbers and short tokens removed). Story
+    candidates are recent originals sharing at least ``STORY_MIN_SHARED`` such terms (an
+    inverted index in the store; MinHash is useless here because same-event articles have a
+    term Jaccard of only ~0.15-0.25). A candidate joins the story when the rarity-weighted
+    overlap (idf from the window's own document frequencies) clears ``STORY_THRESHOLD`` and
+    it was first seen within the story window (default 3 days). ``story_id`` is the story of
+    the best match, i.e. the id of the story's first article; stories chain as long as new
+    coverage keeps arriving. A duplicate always shares its original's story. Story grouping
+    never sets ``duplicate_of``.
+
+State and windows
+    All state lives in a :class:`connectors.dedupstore.DedupStore` (SQLite on disk for the
+    local driver; a shared store for distributed runners), never in Beam state: it survives
+    ``kill -9`` and restarts and is shared by every worker. It is bounded by a window of
+    ``first_seen`` (default 7 days, ``prune``), not by uptime. :func:`decide` is idempotent
+    per article id: an id already recorded returns its stored decision, so a crash between
+    the store write and the sink write cannot turn an article into a copy of itself.
+
+Beam
+    :class:`DedupArticles` keys every article of a cycle to one key, sorts the group by
+    ``first_seen`` and decides sequentially against a store opened in ``DoFn.setup`` from a
+    picklable factory. One key is deliberate: a cycle is small (tens to a few hundred
+    articles), and sequential decisions must see each other so two copies arriving in the
+    same cycle are caught. The grouping key is the dedup key space itself (all articles may
+    collide with all others), so a finer key would miss copies across keys.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import math
+import re
+import struct
+import unicodedata
+import zlib
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import lru_cache
+
+import apache_beam as beam
+import numpy as np
+from datasketch import MinHash
+
+from connectors.dedupstore import DedupRecord, DedupStore
+from transforms.records import Article, Syndication, to_utc, utcnow
+
+# --- boilerplate -------------------------------------------------------------------------
+
+_DASH = r"[-\u2013\u2014]"
+# A dateline ends at a spaced dash ("JAKARTA, KOMPAS.com - ", "Jakarta, CNN Indonesia -- ")
+# or at an unspaced dash right after an outlet name ("Merdeka.com-", "JUARA.net-").
+_SPACED_DASH = re.compile(rf"\s{_DASH}{{1,2}}\s*")
+_OUTLET_DASH = re.compile(
+    rf"^[^\n]{{0,60}}?(?:\.com|\.net|\.co\.id|\.id|\.tv|news|NEWS)\s*{_DASH}{{1,2}}\s*", re.IGNORECASE
+)
+_DATELINE_LOWER_OK = frozenset({"laporan", "wartawan", "reporter", "koresponden", "kontributor", "dari"})
+_LINE_PATTERNS = re.compile(
+    r"^\s*(?:"
+    r"baca(?:\s+(?:juga|pula|selengkapnya))?\s*:|"
+    r"(?:simak|lihat|tonton|cek)\s+(?:juga|pula|video)\b|"
+    r"artikel ini (?:telah|sudah) (?:tayang|terbit|dimuat)|"
+    r"(?:editor|penulis|reporter|pewarta|sumber|foto|redaktur|penyunting)\s*:|"
+    r"dapatkan (?:berita|update|informasi)|"
+    r"ikuti (?:berita|kami|update)|"
+    r"simak (?:breaking news|berita)|"
+    r"(?:halaman|hal\.?)\s+selanjutnya|"
+    r"scroll to continue|advertisement\b|topik menarik\b|\(\s*[a-z]{2,5}\s*/\s*[a-z]{2,5}\s*\)\s*$"
+    r")",
+    re.IGNORECASE,
+)
+_INLINE_NOISE = re.compile(r"SCROLL TO CONTINUE WITH CONTENT|ADVERTISEMENT", re.IGNORECASE)
+_INLINE_BACA = re.compile(r"\bBaca(?:\s+[Jj]uga)?\s*:[^\n]*?(?=(?:[A-Z][A-Z]+\.COM|$))")
+MIN_LINE_WORDS = 4
+
+
+def _strip_dateline(paragraph: str) -> str:
+    head = paragraph[:160]
+    match = _SPACED_DASH.search(head)
+    if match:
+        words = head[: match.start()].split()
+        if 0 < len(words) <= 12 and all(
+            not w[0].isalpha() or w[0].isupper() or w.lower().strip(",") in _DATELINE_LOWER_OK for w in words
+        ):
+            return paragraph[match.end() :]
+    match = _OUTLET_DASH.match(head)
+    if match and len(head[: match.end()].split()) <= 8:
+        return paragraph[match.end() :]
+    return paragraph
+
+
+def strip_boilerplate(text: str) -> str:
+    """Article text without datelines, related-link lines, page noise and footers.
+
+    Works line by line: lines matching a boilerplate pattern and lines of fewer than
+    ``MIN_LINE_WORDS`` words (bylines, "share", "Follow") are dropped; the first remaining
+    line loses its dateline. Paragraph order and wording are otherwise kept.
+    """
+    text = unicodedata.normalize("NFKC", text or "")
+    text = _INLINE_NOISE.sub(" ", text)
+    kept: list[str] = []
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or _LINE_PATTERNS.match(line) or len(line.split()) < MIN_LINE_WORDS:
+            continue
+        kept.append(line)
+    if kept:
+        kept[0] = _strip_dateline(kept[0]).strip()
+    return "\n".join(k for k in kept if k)
+
+
+# --- exact and near-duplicate signatures -----------------------------------------------
+
+_WORD = re.compile(r"\w+", re.UNICODE)
+SHINGLE_WORDS = 5
+NUM_PERM = 72
+BANDS = 24
+ROWS = NUM_PERM // BANDS
+MIN_EXACT_TOKENS = 12  # shorter texts (feed fallbacks, stubs) never count as copies
+MIN_NEAR_TOKENS = 30
+NEAR_CONTAINMENT = 0.8
+NEAR_REVERSE_CONTAINMENT = 0.4
+MAX_CANDIDATES = 50
+
+
+def tokens(text: str) -> list[str]:
+    """Lower-cased word tokens of already boilerplate-stripped text."""
+    return _WORD.findall(text.lower())
+
+
+def text_hash(text: str) -> str:
+    """sha256 of the normalised word sequence of boilerplate-stripped text ('' if too short)."""
+    toks = tokens(strip_boilerplate(text))
+    if len(toks) < MIN_EXACT_TOKENS:
+        return ""
+    return hashlib.sha256(" ".join(toks).encode("utf-8")).hexdigest()
+
+
+def shingle_hashes(toks: Sequence[str], k: int = SHINGLE_WORDS) -> np.ndarray:
+    """Sorted unique uint32 hashes (crc32) of the word k-grams; one shingle if shorter than k."""
+    if not toks:
+        return np.zeros(0, dtype=np.uint32)
+    grams = [" ".join(toks[i : i + k]) for i in range(max(1, len(toks) - k + 1))]
+    return np.unique(np.fromiter((zlib.crc32(g.encode("utf-8")) for g in grams), dtype=np.uint32))
+
+
+@lru_cache(maxsize=4)
+def _permutations(num_perm: int) -> tuple[np.ndarray, np.ndarray]:
+    template = MinHash(num_perm=num_perm, seed=1, scheme="affine32")
+    a, b = template.permutations
+    return a, b
+
+
+def _identity(value: int) -> int:
+    return value
+
+
+def minhash(shingles: np.ndarray, num_perm: int = NUM_PERM) -> MinHash:
+    m = MinHash(num_perm=num_perm, hashfunc=_identity, permutations=_permutations(num_perm), scheme="affine32")
+    if len(shingles):
+        m.update_batch(shingles.tolist())
+    return m
+
+
+def band_hashes(signature: np.ndarray, *, bands: int, rows: int, salt: int = 0) -> tuple[int, ...]:
+    """One signed 64-bit int per LSH band (band index and salt mixed in, so one index serves all)."""
+    out = []
+    for i in range(bands):
+        chunk = np.ascontiguousarray(signature[i * rows : (i + 1) * rows], dtype=np.uint64).tobytes()
+        digest = hashlib.blake2b(struct.pack("<HH", salt, i) + chunk, digest_size=8).digest()
+        out.append(struct.unpack("<q", digest)[0])
+    return tuple(out)
+
+
+def _bands_of_shingles(shingles: np.ndarray) -> tuple[int, ...]:
+    return band_hashes(minhash(shingles).hashvalues, bands=BANDS, rows=ROWS, salt=0)
+
+
+def fingerprint(text: str) -> tuple[int, ...]:
+    """LSH band hashes of boilerplate-stripped text (empty if too short to compare)."""
+    toks = tokens(strip_boilerplate(text))
+    if len(toks) < MIN_NEAR_TOKENS:
+        return ()
+    return _bands_of_shingles(shingle_hashes(toks))
+
+
+def containment(a: np.ndarray, b: np.ndarray) -> float:
+    """|a & b| / |a| for sorted unique uint32 arrays (0.0 when a is empty)."""
+    if len(a) == 0:
+        return 0.0
+    return float(len(np.intersect1d(a, b, assume_unique=True))) / float(len(a))
+
+
+def pack_shingles(shingles: np.ndarray) -> bytes:
+    return np.asarray(shingles, dtype="<u4").tobytes()
+
+
+def unpack_shingles(blob: bytes) -> np.ndarray:
+    return np.frombuffer(blob, dtype="<u4")
+
+
+# --- story signature ---------------------------------------------------------------------
+
+# Function words and newsroom filler; written for this project (not a copied list).
+STOPWORDS = frozenset(
+    """
+    yang dan di ke dari pada untuk dengan dalam ini itu adalah akan telah sudah juga tidak
+    atau oleh karena sebagai bahwa para saat kata ujar ucap menurut namun tetapi tapi serta
+    lebih sangat masih bisa dapat harus hanya ada tak pun lagi setelah sebelum ketika jika
+    kalau agar supaya maka sehingga hingga sampai antara bagi tentang terhadap seperti secara
+    kami kita mereka dia ia nya saya anda beliau kamu sejak selama tersebut yaitu yakni
+    baru sedang belum pernah mulai dua tiga empat lima satu pertama kedua ketiga banyak
+    beberapa semua seluruh setiap tahun bulan hari pekan minggu jam waktu senin selasa rabu
+    kamis jumat sabtu januari februari maret april mei juni juli agustus september oktober
+    november desember mengatakan menyebut menjelaskan menambahkan disebut dikatakan katanya
+    jakarta indonesia com baca juga berita foto video kompas detik tribunnews okezone viva
+    kontan antara merdeka suara liputan6 cnn news editor reporter penulis sumber dikutip
+    dilansir melansir mengutip laporan wartawan pihak orang hal cara kali lalu kemudian
+    """.split()
+)
+STORY_LEAD_WORDS = 80
+STORY_THRESHOLD = 0.3
+MIN_STORY_TERMS = 6
+
+
+def story_terms(title: str, text: str) -> frozenset[str]:
+    """Salient content words of the title and lead: the looser 'same event' signal."""
+    lead = tokens(strip_boilerplate(text))[:STORY_LEAD_WORDS]
+    words = tokens(title or "") + lead
+    return frozenset(w for w in words if len(w) >= 4 and not w.isdigit() and w not in STOPWORDS)
+
+
+STORY_MIN_SHARED = 3  # among the article's STORY_QUERY_TERMS rarest terms
+STORY_PRIOR_DOCS = 50  # smoothing: idf is flat until the window holds enough originals
+STORY_MAX_CANDIDATES = 30
+STORY_QUERY_TERMS = 20
+
+
+def term_hashes(terms: Iterable[str]) -> tuple[int, ...]:
+    return tuple(sorted({zlib.crc32(t.encode("utf-8")) for t in terms}))
+
+
+def _idf(df: int, total: int) -> float:
+    return math.log((total + STORY_PRIOR_DOCS) / (df + 1.0))
+
+
+def weighted_overlap(a: Sequence[int], b: Sequence[int], df: dict[int, int], total: int) -> float:
+    """Rarity-weighted overlap of two story term sets, normalised by the lighter set (0..1)."""
+    sa, sb = set(a), set(b)
+    if not sa or not sb:
+        return 0.0
+    w = {t: _idf(df.get(t, 0), total) for t in sa | sb}
+    shared = sum(w[t] for t in sa & sb)
+    return shared / min(sum(w[t] for t in sa), sum(w[t] for t in sb))
+
+
+# --- decisions -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DedupDecision:
+    """The outcome for one article: a copy (``exact``/``near``) of ``duplicate_of`` or an original."""
+
+    kind: str | None  # "exact" | "near" | None
+    duplicate_of: str | None
+    similarity: float | None  # containment that confirmed the copy (None for originals)
+    story_id: str
+    story_similarity: float | None = None  # weighted term overlap that joined the story, if any
+
+    @classmethod
+    def from_record(cls, rec: DedupRecord) -> DedupDecision:
+        # a record's ``similarity`` is the copy's containment, or (originals) the story score
+        return cls(
+            kind=rec.duplicate_kind,
+            duplicate_of=rec.duplicate_of,
+            similarity=rec.similarity if rec.duplicate_kind else None,
+            story_id=rec.story_id,
+            story_similarity=None if rec.duplicate_kind else rec.similarity,
+        )
+
+
+@dataclass(frozen=True)
+class Features:
+    """What the text contributes to decisions (computed once per article)."""
+
+    text_hash: str
+    shingles: np.ndarray
+    bands: tuple[int, ...]
+    story_terms: tuple[int, ...]
+
+
+def features(article: Article) -> Features:
+    toks = tokens(strip_boilerplate(article.text))
+    th = hashlib.sha256(" ".join(toks).encode("utf-8")).hexdigest() if len(toks) >= MIN_EXACT_TOKENS else ""
+    shingles = shingle_hashes(toks) if len(toks) >= MIN_NEAR_TOKENS else np.zeros(0, dtype=np.uint32)
+    bands = _bands_of_shingles(shingles) if len(shingles) else ()
+    terms = term_hashes(story_terms(article.title, article.text))
+    return Features(th, shingles, bands, terms if len(terms) >= MIN_STORY_TERMS else ())
+
+
+def match_copy(feat: Features, candidates: Sequence[DedupRecord]) -> tuple[DedupRecord, str, float] | None:
+    """The best confirmed original among LSH/hash candidates, with kind and similarity, or None."""
+    best: tuple[DedupRecord, str, float] | None = None
+    for cand in candidates:
+        if feat.text_hash and cand.text_hash == feat.text_hash:
+            kind, sim = "exact", 1.0
+        elif len(feat.shingles) and cand.shingles:
+            other = unpack_shingles(cand.shingles)
+            sim = containment(feat.shingles, other)
+            if sim < NEAR_CONTAINMENT or containment(other, feat.shingles) < NEAR_REVERSE_CONTAINMENT:
+                continue
+            kind = "near"
+        else:
+            continue
+        if best is None or (kind, sim) > (best[1], best[2]) or (
+            (kind, sim) == (best[1], best[2]) and cand.order_key < best[0].order_key
+        ):
+            best = (cand, kind, sim)
+    return best
+
+
+def match_story(
+    feat: Features, store: DedupStore, *, exclude_id: str, since: datetime
+) -> tuple[str, float] | None:
+    """(story_id, score) of the best recent original about the same event, or None."""
+    if not feat.story_terms:
+        return None
+    own_df, _ = store.term_frequencies(feat.story_terms)
+    # query the rarest terms only: common words have long posting lists and carry little weight
+    # (terms absent from the store have no postings and cannot match anything)
+    present = [t for t in feat.story_terms if own_df.get(t, 0) > 0]
+    rarest = sorted(present, key=lambda t: (own_df[t], t))[:STORY_QUERY_TERMS]
+    cands = store.story_candidates(
+        terms=rarest,
+        exclude_id=exclude_id,
+        since=since,
+        min_shared=STORY_MIN_SHARED,
+        limit=STORY_MAX_CANDIDATES,
+    )
+    if not cands:
+        return None
+    universe = sorted(set(feat.story_terms).union(*(c.story_terms for c in cands)))
+    df, total = store.term_frequencies(universe)
+    scored = [(weighted_overlap(feat.story_terms, c.story_terms, df, total), c) for c in cands]
+    score, cand = max(scored, key=lambda sc: (sc[0], [-x.timestamp() for x in sc[1].order_key]))
+    if score < STORY_THRESHOLD:
+        return None
+    return cand.story_id, score
+
+
+def _with_record(article: Article, rec: DedupRecord) -> Article:
+    return dataclasses.replace(
+        article,
+        text_hash=rec.text_hash,
+        fingerprint=rec.bands,
+        duplicate_of=rec.duplicate_of,
+        duplicate_kind=rec.duplicate_kind,
+        similarity=rec.similarity if rec.duplicate_kind else None,
+        story_id=rec.story_id,
+        also_published_at=rec.also_published_at or article.also_published_at,
+    )
+
+
+def decide_status(
+    article: Article,
+    store: DedupStore,
+    *,
+    now: datetime,
+    window_days: float = 7.0,
+    story_window_days: float = 3.0,
+) -> tuple[Article, DedupDecision, bool]:
+    """:func:`decide`, also returning the decision and whether it is new (False: replayed)."""
+    existing = store.lookup(article.id)
+    if existing is not None:
+        return _with_record(article, existing), DedupDecision.from_record(existing), False
+    feat = features(article)
+    ref = to_utc(article.first_seen or now)
+    copy = match_copy(
+        feat,
+        store.candidates(
+            text_hash=feat.text_hash,
+            bands=feat.bands,
+            exclude_id=article.id,
+            since=ref - timedelta(days=window_days),
+            limit=MAX_CANDIDATES,
+        ),
+    )
+    if copy is not None:
+        orig, kind, sim = copy
+        root = orig.duplicate_of or orig.id
+        decision = DedupDecision(kind=kind, duplicate_of=root, similarity=round(sim, 4), story_id=orig.story_id)
+    else:
+        story = match_story(feat, store, exclude_id=article.id, since=ref - timedelta(days=story_window_days))
+        decision = DedupDecision(
+            kind=None,
+            duplicate_of=None,
+            similarity=None,
+            story_id=article.id if story is None else story[0],
+            story_similarity=None if story is None else round(story[1], 4),
+        )
+    rec = DedupRecord(
+        id=article.id,
+        url=article.url,
+        source=article.source,
+        first_seen=ref,
+        published=article.published,
+        text_hash=feat.text_hash,
+        bands=feat.bands,
+        shingles=pack_shingles(feat.shingles),
+        story_terms=feat.story_terms,
+        story_id=decision.story_id,
+        duplicate_of=decision.duplicate_of,
+        duplicate_kind=decision.kind,
+        similarity=decision.similarity if decision.kind else decision.story_similarity,
+    )
+    store.record(rec)
+    if decision.duplicate_of is not None and decision.kind is not None:
+        store.add_syndication(
+            decision.duplicate_of,
+            Syndication(
+                id=article.id,
+                url=article.url,
+                source=article.source,
+                first_seen=ref,
+                kind=decision.kind,
+                similarity=decision.similarity or 0.0,
+            ),
+        )
+    return _with_record(article, rec), decision, True
+
+
+def decide(
+    article: Article,
+    store: DedupStore,
+    *,
+    now: datetime,
+    window_days: float = 7.0,
+    story_window_days: float = 3.0,
+) -> Article:
+    """Decide copy/original and story for ``article`` against ``store``, record it, return it enriched.
+
+    Sets ``text_hash``, ``fingerprint`` (LSH bands), ``duplicate_of``, ``duplicate_kind``,
+    ``similarity`` (containment for copies) and ``story_id``. Windows are measured back from
+    the article's ``first_seen`` (``now`` if unset), so replays of old data behave like live
+    runs. Idempotent per article id.
+    """
+    return decide_status(article, store, now=now, window_days=window_days, story_window_days=story_window_days)[0]
+
+
+def order_key(article: Article) -> tuple[datetime, datetime, str]:
+    """Processing order inside a cycle: earliest first_seen, then published, then id."""
+    first = to_utc(article.first_seen)
+    return (first, to_utc(article.published) if article.published else first, article.id)
+
+
+def decide_batch(
+    articles: Iterable[Article],
+    store: DedupStore,
+    *,
+    now: datetime,
+    window_days: float = 7.0,
+    story_window_days: float = 3.0,
+    on_duplicate: Callable[[str], None] | None = None,
+) -> Iterator[Article]:
+    """Decide a cycle's articles in ``order_key`` order, so copies within the cycle see each other."""
+    for art in sorted(articles, key=order_key):
+        out, _, fresh = decide_status(
+            art, store, now=now, window_days=window_days, story_window_days=story_window_days
+        )
+        if fresh and out.duplicate_kind and on_duplicate is not None:
+            on_duplicate(out.duplicate_kind)
+        yield out
+
+
+# --- Beam wrapper ---------------------------------------------------------------------------
+
+
+def _count_duplicate(kind: str) -> None:
+    from pipelines import metrics
+
+    metrics.get().duplicates.labels(kind).inc()
+
+
+class _DecideCycle(beam.DoFn):  # type: ignore[misc]
+    """Decides one cycle's group against a store opened in ``setup`` (nothing big is pickled)."""
+
+    def __init__(self, store_factory: Callable[[], DedupStore], window_days: float, story_window_days: float):
+        self._factory = store_factory
+        self._window_days = window_days
+        self._story_window_days = story_window_days
+        self._store: DedupStore | None = None
+
+    def setup(self) -> None:
+        self._store = self._factory()
+
+    def process(self, keyed: tuple[int, Iterable[Article]]) -> Iterator[Article]:
+        assert self._store is not None
+        now = utcnow()
+        self._store.prune(older_than=now - timedelta(days=self._window_days))
+        yield from decide_batch(
+            keyed[1],
+            self._store,
+            now=now,
+            window_days=self._window_days,
+            story_window_days=self._story_window_days,
+            on_duplicate=_count_duplicate,
+        )
+
+    def teardown(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+
+class DedupArticles(beam.PTransform):  # type: ignore[misc]
+    """PCollection[Article] -> PCollection[Article] with dedup and story fields set.
+
+    Everything in the cycle goes to one key: a cycle is small and decisions against the
+    store are sequential, so two copies arriving in the same cycle see each other. On a
+    streaming runner apply a window (e.g. one per poll) upstream; the group is per window.
+    """
+
+    def __init__(
+        self,
+        store_factory: Callable[[], DedupStore],
+        *,
+        window_days: float = 7.0,
+        story_window_days: float = 3.0,
+    ) -> None:
+        super().__init__()
+        if window_days <= 0 or story_window_days <= 0:
+            raise ValueError("window_days and story_window_days must be positive")
+        self._factory = store_factory
+        self._window_days = window_days
+        self._story_window_days = story_window_days
+
+    def expand(self, pcoll: beam.PCollection) -> beam.PCollection:
+        return (
+            pcoll
+            | "Key cycle" >> beam.Map(lambda a: (0, a))
+            | "Group cycle" >> beam.GroupByKey()
+            | "Decide"
+            >> beam.ParDo(_DecideCycle(self._factory, self._window_days, self._story_window_days))
+        )

@@ -17,8 +17,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any, Iterator
+from typing import IO, Any
 
 from transforms.topicrules import Topic, TopicError, check_topics, load_topics
 
@@ -65,7 +66,8 @@ def classify_stream(
     topics: tuple[Topic, ...], stream: IO[str], out: IO[str], errors: IO[str], *, explain: bool = False
 ) -> int:
     """Classify every JSONL record of ``stream``; returns the number of rejected lines."""
-    from transforms.topics import evaluate, explain as explain_text
+    from transforms.topics import evaluate
+    from transforms.topics import explain as explain_text
 
     bad = 0
     for number, obj in _records(stream, errors):

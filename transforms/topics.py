@@ -1,0 +1,268 @@
+"""Explainable topic tagging: YAML rules -> topics + evidence on every article.
+
+Pure logic first, Beam last:
+
+* ``load_topics`` (from ``transforms.topicrules``) reads the shipped topics
+  (package data ``transforms/topics/*.yaml``) plus a user directory, validates and compiles them.
+* ``evaluate`` scores one title + text against every topic and returns evidence for the topics
+  that pass; ``judge_all`` returns the full verdict for every topic (used by ``explain``, which
+  also shows near-misses and the requirement that failed).
+* ``tag_article`` stores topics and evidence on an ``Article``; ``TagTopics`` is the thin Beam
+  wrapper (topics are loaded in ``DoFn.setup`` from a picklable directory path, never pickled).
+
+How a topic is judged (see ``transforms.topicrules`` for the YAML):
+1. the title and the text are split into paragraphs and sentences (``transforms.textsegments``);
+   related-link lines ("Baca juga: …") are excluded;
+2. the topic's single combined regex is run over both fields; every hit is tied to its sentence;
+3. each entity / term group scores ``weight`` per hit (title hits count ``title_weight`` times)
+   up to ``max_hits``; each proximity clause scores ``weight`` per qualifying sentence or
+   paragraph up to ``max_hits``;
+4. the topic passes when the score reaches the threshold AND every requirement holds
+   (all_of with minimum counts, any_of, none_of, required topics, focus shares).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from transforms.records import Article, MatchedTerm, TopicEvidence
+from transforms.textsegments import Segments, segment
+from transforms.topicrules import Proximity, Topic, TopicError, check_topics, load_topics
+
+__all__ = [
+    "TagTopics",  # noqa: F822 - provided lazily by __getattr__
+    "Topic",
+    "TopicError",
+    "Verdict",
+    "check_topics",
+    "evaluate",
+    "explain",
+    "judge_all",
+    "load_topics",
+    "tag_article",
+]
+
+TITLE, TEXT = "title", "text"
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """A topic's full result for one text: pass/fail plus the evidence either way."""
+
+    passed: bool
+    evidence: TopicEvidence
+    failed: tuple[str, ...]  # failed requirements (empty when only the threshold was missed)
+
+
+@dataclass(frozen=True, slots=True)
+class _Doc:
+    title: Segments
+    text: Segments
+    lowered: tuple[str | None, str | None]  # lower-cased title/text, None when lower() changes length
+
+
+@dataclass(slots=True)
+class _Hit:
+    field: str
+    start: int
+    end: int
+    sentence: int  # index into that field's sentences
+    pattern: int
+
+
+def _lower(text: str) -> str | None:
+    low = text.lower()
+    return low if len(low) == len(text) else None
+
+
+def _segment(title: str, text: str) -> _Doc:
+    title, text = title or "", text or ""
+    return _Doc(segment(title), segment(text), (_lower(title), _lower(text)))
+
+
+def _hits(topic: Topic, doc: _Doc) -> list[_Hit]:
+    out: list[_Hit] = []
+    for field, seg, low in ((TITLE, doc.title, doc.lowered[0]), (TEXT, doc.text, doc.lowered[1])):
+        if not seg.sentences:
+            continue
+        matches = topic.regex.finditer(low) if low is not None else topic.regex_ci.finditer(seg.text)
+        for m in matches:
+            idx = seg.sentence_at(m.start(), m.end())
+            if idx is None:  # inside an excluded related-link span
+                continue
+            out.append(_Hit(field, m.start(), m.end(), idx, topic.pattern_index(seg.text[m.start() : m.end()])))
+    return out
+
+
+def _window_ok(p: Proximity, present: set[str]) -> bool:
+    return (
+        all(n in present for n in p.all_of)
+        and all(any(n in present for n in alt) for alt in p.any_of)
+        and not any(n in present for n in p.none_of)
+    )
+
+
+def _windows(topic: Topic, doc: _Doc, hits: list[_Hit]) -> dict[str, dict[tuple[str, int], set[str]]]:
+    """Names present per window, for 'sentence' and 'paragraph' windows. The title is one window."""
+    out: dict[str, dict[tuple[str, int], set[str]]] = {"sentence": {}, "paragraph": {}}
+    for h in hits:
+        name = topic.patterns[h.pattern].group
+        if h.field == TITLE:
+            keys = {"sentence": (TITLE, 0), "paragraph": (TITLE, 0)}
+        else:
+            keys = {"sentence": (TEXT, h.sentence), "paragraph": (TEXT, doc.text.sentences[h.sentence].paragraph)}
+        for kind, key in keys.items():
+            out[kind].setdefault(key, set()).add(name)
+    return out
+
+
+def _judge(topic: Topic, doc: _Doc, passed_topics: set[str] | None = None) -> Verdict:
+    """Score one topic against a segmented document."""
+    hits = _hits(topic, doc)
+    raw_count: dict[str, int] = {}
+    used: dict[str, float] = {}
+    score = 0.0
+    matched: list[MatchedTerm] = []
+    groups = {g.name: g for g in topic.groups}
+    for h in sorted(hits, key=lambda h: (h.field != TITLE, h.start)):
+        pat = topic.patterns[h.pattern]
+        g = groups[pat.group]
+        raw_count[g.name] = raw_count.get(g.name, 0) + 1
+        units = topic.title_weight if h.field == TITLE else 1.0
+        take = max(0.0, min(units, g.max_hits - used.get(g.name, 0.0)))
+        used[g.name] = used.get(g.name, 0.0) + take
+        contribution = round(g.weight * take, 4)
+        score += contribution
+        seg = doc.title if h.field == TITLE else doc.text
+        matched.append(
+            MatchedTerm(
+                term=pat.text,
+                surface=seg.text[h.start : h.end],
+                field=h.field,
+                start=h.start,
+                end=h.end,
+                sentence=seg.sentence_text(h.sentence),
+                weight=contribution,
+                entity=pat.group if pat.is_entity else "",
+            )
+        )
+    reasons: list[str] = []
+    windows = _windows(topic, doc, hits)
+    for p in topic.proximity:
+        qualifying = [key for key, present in windows[p.within].items() if _window_ok(p, present)]
+        raw_count[p.name] = len(qualifying)
+        units = sum(topic.title_weight if key[0] == TITLE else 1.0 for key in qualifying)
+        contribution = round(p.weight * min(units, p.max_hits), 4) + 0.0  # no "-0"
+        score += contribution
+        reasons.append(f"proximity {p.name}: {len(qualifying)} {p.within}(s) qualify, {contribution + 0.0:+g}")
+    failed = _failed_requirements(topic, doc, hits, raw_count, passed_topics or set())
+    score = round(score, 3)
+    reasons.extend(f"requirement failed: {f}" for f in failed)
+    if not failed:
+        reasons.append("all requirements met")
+    passed = not failed and score >= topic.threshold
+    if score < topic.threshold:
+        reasons.append(f"score {score:g} below threshold {topic.threshold:g}")
+    evidence = TopicEvidence(
+        topic=topic.name,
+        score=score,
+        threshold=topic.threshold,
+        rule_version=topic.version,
+        matched=tuple(matched),
+        reasons=tuple(reasons),
+    )
+    return Verdict(passed, evidence, tuple(failed))
+
+
+def _failed_requirements(
+    topic: Topic, doc: _Doc, hits: list[_Hit], count: dict[str, int], passed_topics: set[str]
+) -> list[str]:
+    req = topic.require
+    failed = []
+    for name, minimum in req.all_of:
+        if count.get(name, 0) < minimum:
+            failed.append(f"all_of {name} >= {minimum} (found {count.get(name, 0)})")
+    for alt in req.any_of:
+        if not any(count.get(n, 0) > 0 for n in alt):
+            failed.append(f"any_of [{', '.join(alt)}] (none found)")
+    for name, minimum in req.none_of:
+        if count.get(name, 0) >= minimum:
+            failed.append(f"none_of {name} >= {minimum} (found {count[name]})")
+    for dep in req.topics:
+        if dep not in passed_topics:
+            failed.append(f"topic {dep} not tagged")
+    if req.focus:
+        body = doc.text if doc.text.sentences else doc.title
+        field = TEXT if doc.text.sentences else TITLE
+        total = len(body.sentences)
+        for f in req.focus:
+            names = set(f.any_of)
+            with_names = {h.sentence for h in hits if h.field == field and topic.patterns[h.pattern].group in names}
+            share = len(with_names) / total if total else 0.0
+            if share < f.min_share:
+                failed.append(
+                    f"focus [{', '.join(f.any_of)}] in {len(with_names)}/{total} sentences "
+                    f"({share:.2f} < {f.min_share:g})"
+                )
+    return failed
+
+
+def judge_all(topics: Sequence[Topic], *, title: str, text: str) -> list[Verdict]:
+    """Verdicts for every topic, in order (topics are dependency-ordered by ``load_topics``)."""
+    doc = _segment(title, text)
+    passed: set[str] = set()
+    verdicts = []
+    for topic in topics:
+        v = _judge(topic, doc, passed)
+        if v.passed:
+            passed.add(topic.name)
+        verdicts.append(v)
+    return verdicts
+
+
+def evaluate(topics: Sequence[Topic], *, title: str, text: str) -> tuple[TopicEvidence, ...]:
+    """Evidence for the topics that pass, in topic order."""
+    return tuple(v.evidence for v in judge_all(topics, title=title, text=text) if v.passed)
+
+
+def explain(topics: Sequence[Topic], *, title: str, text: str) -> str:
+    """A human-readable account: tags, near-misses, every matched term with its sentence."""
+    lines = []
+    for topic, v in zip(topics, judge_all(topics, title=title, text=text)):
+        e = v.evidence
+        group_of = {p.text: p.group for p in topic.patterns}
+        state = "TAGGED" if v.passed else ("no match" if not e.matched else "not tagged")
+        lines.append(f"{e.topic} (rules v{e.rule_version}): {state}, score {e.score:g} / threshold {e.threshold:g}")
+        for reason in e.reasons:
+            lines.append(f"    - {reason}")
+        for m in e.matched:
+            who = m.entity or f"term {group_of.get(m.term, '?')}"
+            lines.append(
+                f"    {m.field}[{m.start}:{m.end}] {m.surface!r} ~ {m.term!r} ({who}, {m.weight:+g})"
+                f"  in: {_short(m.sentence)}"
+            )
+    return "\n".join(lines)
+
+
+def _short(sentence: str, limit: int = 110) -> str:
+    sentence = " ".join(sentence.split())
+    return sentence if len(sentence) <= limit else sentence[: limit - 1] + "…"
+
+
+def tag_article(article: Article, topics: Sequence[Topic]) -> Article:
+    """The article with ``topics`` and ``topic_evidence`` set from the rules."""
+    evidence = evaluate(topics, title=article.title, text=article.text)
+    return dataclasses.replace(article, topics=tuple(e.topic for e in evidence), topic_evidence=evidence)
+
+
+def __getattr__(name: str) -> Any:
+    """``TagTopics`` lives in ``transforms.topicsbeam`` and is imported on first use (PEP 562),
+    so the CLI and pure callers never pay for importing Beam."""
+    if name == "TagTopics":
+        from transforms.topicsbeam import TagTopics
+
+        return TagTopics
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -41,6 +41,8 @@ def setup_logging(verbosity: int) -> None:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     if verbosity < 2:  # Beam is chatty at INFO (type hints, state cache); keep its warnings
         logging.getLogger("apache_beam").setLevel(logging.WARNING)
+    for handler in logging.getLogger().handlers:  # Beam's GCP extras are not installed, and need not be
+        handler.addFilter(lambda record: not record.getMessage().startswith("apitools not found"))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -23,7 +23,8 @@ import dataclasses
 import logging
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as futures_wait
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -43,6 +44,7 @@ log = logging.getLogger(__name__)
 
 MAX_ITEMS_PER_CYCLE = 100
 IDLE_SLEEP_CAP = 5.0  # seconds; the loop wakes at least this often to check for due work
+POLL_HARVEST_SECONDS = 0.25  # while polls are in flight, look for finished ones this often
 
 
 @dataclass
@@ -91,6 +93,8 @@ class LocalDriver:
         self.http = HttpClient(cfg.fetch)
         self.stop_event = threading.Event()
         self._last_prune = 0.0
+        self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="poll")
+        self._polling: dict[str, tuple[FeedConfig, Future[Any]]] = {}
 
     # -- feeds ---------------------------------------------------------------------------------
     def _feeds(self) -> list[FeedConfig]:
@@ -103,21 +107,30 @@ class LocalDriver:
     def due_feeds(self, now: float) -> list[FeedConfig]:
         from connectors.rss import due
 
-        return due(self.state.all_feed_states(), self._feeds(), now)
+        return [f for f in due(self.state.all_feed_states(), self._feeds(), now) if f.id not in self._polling]
 
-    def poll(self, feeds: Sequence[FeedConfig], report: CycleReport) -> None:
+    def poll(self, feeds: Sequence[FeedConfig], report: CycleReport, *, wait: bool = False) -> None:
+        """Start polls of ``feeds`` in the background and harvest the polls that have finished.
+
+        Polls run on a persistent thread pool, so a slow or trickling feed holds up only itself:
+        the cycle goes on with the feeds that answered. ``wait=True`` (backfill) waits for all.
+        """
         from connectors.rss import poll_feed
 
-        if not feeds:
-            return
-        m = metrics.get()
-        start = time.monotonic()
         states = self.state.all_feed_states()
-        with ThreadPoolExecutor(max_workers=min(8, len(feeds)), thread_name_prefix="poll") as pool:
-            futures = [pool.submit(poll_feed, self.http, f, states.get(f.id), now=self.clock()) for f in feeds]
-            results = [f.result() for f in futures]
-        m.stage_seconds.labels("poll").observe(time.monotonic() - start)
-        for feed, result in zip(feeds, results):  # poll_feed counted the poll's own metrics
+        for feed in feeds:
+            if feed.id not in self._polling:
+                self._polling[feed.id] = (feed, self._pool.submit(poll_feed, self.http, feed, states.get(feed.id),
+                                                                  now=self.clock()))
+        if wait:
+            futures_wait([f for _, f in self._polling.values()])
+        m = metrics.get()
+        for feed_id, (feed, future) in list(self._polling.items()):
+            if not future.done():
+                continue
+            del self._polling[feed_id]
+            result = future.result()  # poll_feed never raises; it counted the poll's own metrics
+            m.stage_seconds.labels("poll").observe(result.elapsed)
             report.polled += 1
             if result.error is not None:
                 log.warning("feed %s: %s: %s", feed.id, result.outcome, result.error)
@@ -215,7 +228,7 @@ class LocalDriver:
         report = CycleReport()
         try:
             feeds = self._feeds() if force_all else self.due_feeds(self.clock())
-            self.poll(feeds, report)
+            self.poll(feeds, report, wait=force_all)
             if not self.stop_event.is_set():
                 self.resend_outbox(report)
             while not self.stop_event.is_set():
@@ -234,15 +247,14 @@ class LocalDriver:
         return report
 
     def seconds_until_due(self) -> float:
+        """How long the loop may sleep: until a feed or a retry is due, a poll in flight ends, or 5 s."""
         now = self.clock()
         states = self.state.all_feed_states()
-        nexts = [states[f.id].next_poll_at for f in self._feeds() if f.id in states]
-        if len(nexts) < len(self._feeds()):
+        idle = [f for f in self._feeds() if f.id not in self._polling]
+        if any(f.id not in states for f in idle) or self.state.due_pending(now=now, limit=1):
             return 0.0
-        pending = self.state.due_pending(now=now + IDLE_SLEEP_CAP, limit=1)
-        if pending:
-            return 0.0
-        return max(0.0, min([IDLE_SLEEP_CAP, *(n - now for n in nexts)]))
+        cap = POLL_HARVEST_SECONDS if self._polling else IDLE_SLEEP_CAP
+        return max(0.0, min([cap, *(states[f.id].next_poll_at - now for f in idle)]))
 
     def run_forever(self) -> None:
         log.info("newsmon: %d feeds, store %s", len(self._feeds()), self.cfg.store_dir)
@@ -257,6 +269,7 @@ class LocalDriver:
             self.stop_event.wait(self.seconds_until_due())
 
     def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
         self.http.close()
         self.dedup_close()
         self.state.close()

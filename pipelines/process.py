@@ -21,6 +21,7 @@ import logging
 import os
 import random
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -107,48 +108,84 @@ def retry_delay(attempts: int, *, retry_after: float | None = None, base: float 
     return max(delay, retry_after or 0.0)
 
 
+def fetch_page(client: Any, item: PendingItem, *, max_attempts: int) -> tuple[str, Any]:
+    """Fetch one article page. Returns ``("page", (item, final_url, html | None))`` or
+    ``("retry", (item, error, retry_after))`` for a transient failure with attempts left.
+
+    A permanent failure (404, blocked, too large, not HTML), or a transient one on the last
+    attempt, gives ``html=None``: extraction then falls back to the feed's title and summary,
+    so an accepted entry is never dropped.
+    """
+    from connectors.web import FetchError
+
+    m = metrics.get()
+    start = time.monotonic()
+    link = item.entry.link
+    try:
+        response = client.get(link)
+    except FetchError as exc:
+        m.articles_fetched.labels(exc.kind).inc()
+        attempts = item.attempts + 1
+        if exc.transient and attempts < max_attempts:
+            log.info("fetch %s failed (%s, attempt %d): will retry", item.id[:12], exc, attempts)
+            return RETRY, (item, str(exc), exc.retry_after)
+        log.warning("fetch %s failed for good (%s): using the feed's text", item.id[:12], exc)
+        m.articles_failed.labels("fetch", exc.kind).inc()
+        return "page", (item, link, None)
+    finally:
+        m.stage_seconds.labels("fetch").observe(time.monotonic() - start)
+    ctype = response.headers.get("content-type", "").lower()
+    if response.status != 200 or ("html" not in ctype and "xml" not in ctype and ctype):
+        m.articles_fetched.labels("not_html" if response.status == 200 else "http_error").inc()
+        return "page", (item, response.url, None)
+    m.articles_fetched.labels("ok").inc()
+    return "page", (item, response.url, response.text())
+
+
 class FetchPages(beam.DoFn):
-    """PendingItem -> (item, final_url, html | None); transient failures -> 'retry' output."""
+    """PendingItem -> (item, final_url, html | None); transient failures -> 'retry' output.
+
+    Pages of a bundle are fetched concurrently (``FETCH_THREADS``); the HTTP client still
+    enforces the per-host concurrency cap and spacing, so one slow or trickling server delays
+    only its own pages. Results are emitted at the end of the bundle in their own windows.
+    """
+
+    FETCH_THREADS = 8
 
     def __init__(self, resources: Resources) -> None:
         self._res = resources
         self._client: Any = None
+        self._pool: ThreadPoolExecutor | None = None
+        self._inflight: list[tuple[Future[tuple[str, Any]], Any, Any]] = []
 
     def setup(self) -> None:
         from connectors.web import HttpClient
 
         self._client = HttpClient(self._res.fetch)
+        self._pool = ThreadPoolExecutor(max_workers=self.FETCH_THREADS, thread_name_prefix="fetch")
 
-    def process(self, item: PendingItem) -> Iterator[Any]:
-        from connectors.web import FetchError
+    def start_bundle(self) -> None:
+        self._inflight = []
 
-        m = metrics.get()
-        start = time.monotonic()
-        link = item.entry.link
-        try:
-            response = self._client.get(link)
-        except FetchError as exc:
-            m.articles_fetched.labels(exc.kind).inc()
-            attempts = item.attempts + 1
-            if exc.transient and attempts < self._res.max_attempts:
-                log.info("fetch %s failed (%s, attempt %d): will retry", item.id[:12], exc, attempts)
-                yield pvalue.TaggedOutput(RETRY, (item, str(exc), getattr(exc, "retry_after", None)))
-                return
-            log.warning("fetch %s failed for good (%s): using the feed's text", item.id[:12], exc)
-            m.articles_failed.labels("fetch", exc.kind).inc()
-            yield item, link, None
-            return
-        finally:
-            m.stage_seconds.labels("fetch").observe(time.monotonic() - start)
-        ctype = response.headers.get("content-type", "").lower()
-        if response.status != 200 or ("html" not in ctype and "xml" not in ctype and ctype):
-            m.articles_fetched.labels("not_html" if response.status == 200 else "http_error").inc()
-            yield item, response.url, None
-            return
-        m.articles_fetched.labels("ok").inc()
-        yield item, response.url, response.text()
+    def process(
+        self, item: PendingItem, window: Any = beam.DoFn.WindowParam, timestamp: Any = beam.DoFn.TimestampParam
+    ) -> None:
+        assert self._pool is not None
+        future = self._pool.submit(fetch_page, self._client, item, max_attempts=self._res.max_attempts)
+        self._inflight.append((future, window, timestamp))
+
+    def finish_bundle(self) -> Iterator[Any]:
+        from apache_beam.utils.windowed_value import WindowedValue
+
+        inflight, self._inflight = self._inflight, []
+        for future, window, timestamp in inflight:
+            tag, value = future.result()
+            wv = WindowedValue(value, timestamp, [window])
+            yield pvalue.TaggedOutput(RETRY, wv) if tag == RETRY else wv
 
     def teardown(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
         if self._client is not None:
             self._client.close()
 

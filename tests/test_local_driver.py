@@ -56,7 +56,7 @@ def test_cycle_indexes_new_articles_once_and_counts(tmp_path: Path, registry: Co
         site.publish("Banjir rendam ratusan rumah di Bandung", BANJIR)
         driver = make_driver(tmp_path, site.feed_url)
         try:
-            report = driver.cycle()
+            report = driver.cycle(force_all=True)
             assert (report.polled, report.accepted, report.processed, report.acknowledged) == (1, 2, 2, 2)
             report = driver.cycle(force_all=True)  # same feed again: nothing new
             assert report.accepted == 0
@@ -87,7 +87,7 @@ def test_transient_fetch_failure_is_retried_and_permanent_one_falls_back(
         server.route(f"/berita/{gone.slug}", Route(status=404))
         driver = make_driver(tmp_path, site.feed_url)
         try:
-            report = driver.cycle()
+            report = driver.cycle(force_all=True)
             assert report.acknowledged == 1  # the 404 falls back to the feed's text
             assert driver.state.counts()["pending"] == 1  # the 503 waits for a retry
             index = LocalIndex.in_store(tmp_path / "store")
@@ -125,7 +125,7 @@ def test_a_poisonous_entry_is_isolated_and_quarantined(
         site.publish("Banjir rendam ratusan rumah di Bandung", BANJIR)
         driver = make_driver(tmp_path, site.feed_url)
         try:
-            report = driver.cycle()
+            report = driver.cycle(force_all=True)
             assert report.acknowledged == 1
             assert driver.state.counts() == {"pending": 1, "outbox": 0, "failed": 0}
             driver.state._conn.execute("UPDATE pending SET next_attempt_at = 0")
@@ -139,3 +139,33 @@ def test_a_poisonous_entry_is_isolated_and_quarantined(
         )
         == 2
     )
+
+
+def test_a_trickling_feed_does_not_hold_up_the_others(tmp_path: Path, registry: CollectorRegistry) -> None:
+    import time
+
+    with LocalServer() as server:
+        site = NewsSite(server)
+        site.publish("Putin dan Kim Jong Un teken perjanjian di Pyongyang", RUSIA_KORUT)
+        server.route("/slow.xml", Route(body=b"<rss>" + b" " * 10_000, trickle=(1, 0.2)))
+        cfg = Config(
+            feeds=(
+                FeedConfig(url=server.url("/slow.xml"), id="lambat", name="Lambat", min_interval=1, max_interval=1),
+                FeedConfig(url=site.feed_url, id="uji", name="Kabar Uji", min_interval=1, max_interval=1),
+            ),
+            store_dir=tmp_path / "store",
+            fetch=FetchConfig(allow_hosts=("127.0.0.1",), per_host_min_spacing=0.0, timeout=30.0),
+            metrics_port=0,
+        )
+        driver = LocalDriver(cfg)
+        try:
+            start = time.monotonic()
+            acknowledged = 0
+            while acknowledged == 0 and time.monotonic() - start < 10:
+                acknowledged += driver.cycle().acknowledged
+                time.sleep(0.1)
+            assert acknowledged == 1, "the good feed's article was not stored while the slow feed trickled"
+            assert time.monotonic() - start < 10
+            assert "lambat" in driver._polling  # still in flight
+        finally:
+            driver.close()

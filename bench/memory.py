@@ -1,0 +1,120 @@
+"""Resident memory of `newsmon run` (a subprocess) over time.
+
+  idle      N local feeds that never change, polled every --poll seconds for --minutes
+  articles  one local feed that grows to --articles real corpus articles while newsmon runs
+
+Prints RSS after warm-up, at the end, the maximum, and the slope (MB/hour) of a least-squares
+fit over the samples after warm-up.
+
+    .venv/bin/python bench/memory.py idle --minutes 30
+    .venv/bin/python bench/memory.py articles --articles 3000
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import tempfile
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import psutil
+from _corpus import corpus_articles
+
+from connectors.localindex import LocalIndex
+from tests.e2e import env, newsmon_cmd
+from tests.localserver import LocalServer
+from tests.newssite import NewsSite
+from transforms.records import utcnow
+
+
+def slope_mb_per_hour(samples: list[tuple[float, float]]) -> float:
+    n = len(samples)
+    if n < 2:
+        return 0.0
+    mt = sum(t for t, _ in samples) / n
+    mr = sum(r for _, r in samples) / n
+    den = sum((t - mt) ** 2 for t, _ in samples)
+    return 0.0 if den == 0 else sum((t - mt) * (r - mr) for t, r in samples) / den * 3600
+
+
+def run(feeds: list[str], store: Path, poll: float, until, warmup: float, every: float) -> list[tuple[float, float]]:
+    import subprocess
+
+    args = ["run", "--store", str(store), "--poll-interval", str(poll), "--allow-host", "127.0.0.1", "--metrics-port", "0"]
+    for f in feeds:
+        args += ["--feed", f]
+    log = open(store.parent / "newsmon.log", "wb")
+    proc = subprocess.Popen(newsmon_cmd(*args), env=env(), stdout=log, stderr=subprocess.STDOUT)
+    ps = psutil.Process(proc.pid)
+    start = time.monotonic()
+    samples: list[tuple[float, float]] = []
+    try:
+        while not until(time.monotonic() - start):
+            time.sleep(every)
+            if proc.poll() is not None:
+                sys.exit(f"newsmon exited early with {proc.returncode}; see {store.parent / 'newsmon.log'}")
+            t = time.monotonic() - start
+            samples.append((t, ps.memory_info().rss / 2**20))
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+    return [(t, r) for t, r in samples if t >= warmup] or samples
+
+
+def report(label: str, samples: list[tuple[float, float]]) -> None:
+    rss = [r for _, r in samples]
+    print(f"{label}: {len(samples)} samples over {samples[-1][0] - samples[0][0]:.0f} s")
+    print(f"  RSS after warm-up {rss[0]:.1f} MB, at end {rss[-1]:.1f} MB, max {max(rss):.1f} MB, "
+          f"slope {slope_mb_per_hour(samples):+.1f} MB/h")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("mode", choices=["idle", "articles"])
+    ap.add_argument("--minutes", type=float, default=30)
+    ap.add_argument("--feeds", type=int, default=17)
+    ap.add_argument("--poll", type=float, default=5.0)
+    ap.add_argument("--articles", type=int, default=3000)
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp, LocalServer() as server:
+        store = Path(tmp) / "store"
+        if args.mode == "idle":
+            sites = [NewsSite(server, f"/feed{i}.xml", name=f"Outlet {i}") for i in range(args.feeds)]
+            for i, site in enumerate(sites):
+                for j in range(20):
+                    site.publish(f"Berita {i}-{j} tentang banjir dan pemilu", [f"Isi berita {i}-{j}. " * 40])
+            samples = run([s.feed_url for s in sites], store, args.poll, lambda t: t > args.minutes * 60,
+                          warmup=120, every=10)
+            polls = sum(1 for r in server.requests if r.path.startswith("/feed"))
+            report(f"idle: {args.feeds} feeds polled every {args.poll:g} s for {args.minutes:g} min ({polls} polls)", samples)
+        else:
+            stories = corpus_articles(args.articles)
+            site = NewsSite(server)
+            t0 = utcnow() - timedelta(days=1)
+            for i, (title, paras) in enumerate(stories[:100]):
+                site.publish(title, paras, published=t0 + timedelta(seconds=i))
+            state = {"next": 100}
+            index_path = store / "index.sqlite"
+
+            def done(t: float) -> bool:
+                # feed grows by 100 items every 5 s, like a busy outlet
+                if state["next"] < len(stories) and t > state["next"] / 100 * 5:
+                    for i in range(state["next"], min(len(stories), state["next"] + 100)):
+                        title, paras = stories[i]
+                        site.publish(title, paras, published=t0 + timedelta(seconds=i))
+                    state["next"] += 100
+                if state["next"] < len(stories) or not index_path.exists():
+                    return False
+                return LocalIndex(index_path).count() >= len(stories)
+
+            started = time.monotonic()
+            samples = run([site.feed_url], store, 2.0, done, warmup=20, every=2)
+            took = time.monotonic() - started
+            report(f"articles: {len(stories)} corpus articles through newsmon run in {took:.0f} s", samples)
+
+
+if __name__ == "__main__":
+    main()

@@ -257,7 +257,7 @@ class SqliteDedupStore:
         with self._tx() as db:
             if text_hash:
                 rows = db.execute(
-                    f"SELECT {_COLUMNS} FROM records WHERE text_hash = ? AND duplicate_of IS NULL "
+                    f"SELECT {_COLUMNS} FROM records WHERE text_hash = ? AND text_hash != '' AND duplicate_of IS NULL "
                     "AND id != ? AND first_seen >= ? ORDER BY first_seen LIMIT 5",
                     (text_hash, exclude_id, cutoff),
                 ).fetchall()

@@ -27,9 +27,11 @@ from transforms.topicrules import Topic, TopicError, check_topics, load_topics
 def register(subparsers: Any) -> None:
     classify = subparsers.add_parser("classify", help="tag JSONL articles (id, title, text) with topics")
     classify.add_argument("file", nargs="?", default="-", help="JSONL input (default: stdin)")
-    classify.add_argument("--topics-dir", type=Path, default=None, help="directory of extra topic YAML files")
+    classify.add_argument("--topics-dir", type=Path, default=None,
+                          help="directory of extra topic YAML files (default: the config's topics_dir / $NEWSMON_TOPICS_DIR)")
+    classify.add_argument("--config", help="config file whose topics_dir to use")
     classify.add_argument("--explain", action="store_true", help="human-readable account instead of JSONL")
-    classify.set_defaults(func=lambda args: run_classify(args.file, topics_dir=args.topics_dir, explain=args.explain))
+    classify.set_defaults(func=lambda args: run_classify(args.file, topics_dir=_topics_dir(args), explain=args.explain))
 
     topics = subparsers.add_parser("topics", help="topic rule files")
     topics_sub = topics.add_subparsers(dest="topics_command", metavar="SUBCOMMAND")
@@ -38,6 +40,15 @@ def register(subparsers: Any) -> None:
     check.add_argument("--no-defaults", action="store_true", help="check DIR alone, without the shipped topics")
     check.set_defaults(func=lambda args: run_check(args.dir, include_defaults=not args.no_defaults))
     topics.set_defaults(func=lambda args: _usage(topics))
+
+
+def _topics_dir(args: argparse.Namespace) -> Path | None:
+    """--topics-dir, else the configured topics_dir, so classify tests the rules `run` uses."""
+    if args.topics_dir is not None:
+        return Path(args.topics_dir)
+    from pipelines.config import load_config
+
+    return load_config(args.config).topics_dir
 
 
 def _usage(parser: argparse.ArgumentParser) -> int:

@@ -22,7 +22,8 @@ Behaviour (what the tests rely on):
 - Indices are created on first write from the highest-priority matching index template
   (``PUT/GET/HEAD/DELETE _index_template``).
 - Near-real-time search: a write is visible to ``_search``/``_count`` after ``_refresh``,
-  ``?refresh=true``, or ``refresh_interval`` seconds (GET by id is realtime).
+  ``?refresh=true``, or ``refresh_interval`` seconds (GET by id is realtime); until then a
+  search still sees an overwritten document's previous version, as a node's searcher does.
 - ``_search``/``_count`` support this query subset: ``match_all``, ``match_none``, ``ids``,
   ``term``, ``terms``, ``exists``, ``range``, ``bool`` (must/filter/should/must_not),
   ``match``, ``multi_match`` and ``simple_query_string`` (words, ``"phrases"``, ``prefix*``,
@@ -35,6 +36,13 @@ Behaviour (what the tests rely on):
   slow replies, short ``items`` arrays, a missing product header.
 - Every request is recorded raw (:class:`Recorded`) so tests can assert NDJSON, ids,
   parameters and headers.
+- Added for the shared dedup store (``connectors/esdedupstore.py``), each a small subset:
+  ``PUT /{index}/_doc/{id}?op_type=create`` and ``/{index}/_create/{id}`` (409 when the id
+  exists), ``/{index}/_update/{id}`` (same update semantics as a bulk ``update``),
+  optimistic concurrency with ``if_seq_no``/``if_primary_term`` (document APIs and bulk
+  metadata; 409 on mismatch), ``POST /{index}/_delete_by_query`` (deletes what a search
+  would see now; ``refresh``), and ``terms`` aggregations in ``_search`` (``field``,
+  ``size``, ``include`` as a list of exact values; one count per document).
 """
 
 from __future__ import annotations
@@ -475,6 +483,7 @@ class _Doc:
     version: int
     seq_no: int
     written: float
+    prior: dict[str, Any] | None = None  # the version searches still see until the next refresh
 
 
 @dataclass
@@ -641,6 +650,9 @@ class _Handler(BaseHTTPRequestHandler):
     es: EsTestServer
     protocol_version = "HTTP/1.1"
     server_version = "es-test-server/1"
+    # headers and body are separate writes: without TCP_NODELAY every keep-alive reply waits
+    # ~40 ms for the client's delayed ACK (Nagle), which made each request cost 44 ms
+    disable_nagle_algorithm = True
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
@@ -758,8 +770,10 @@ class _Handler(BaseHTTPRequestHandler):
                 for i in idxs:
                     i.refreshed = time.monotonic()
             return 200, {"_shards": {"total": len(idxs), "successful": len(idxs), "failed": 0}}
-        if len(segs) == 3 and segs[1] == "_doc":
-            return self._doc(method, segs[0], segs[2], params, body)
+        if segs[-1] == "_delete_by_query" and method == "POST" and len(segs) == 2:
+            return self._delete_by_query(segs[0], params, json.loads(body) if body else {})
+        if len(segs) == 3 and segs[1] in ("_doc", "_create", "_update"):
+            return self._doc(method, segs[0], segs[2], params, body, api=segs[1])
         if len(segs) == 1 and not segs[0].startswith("_"):
             return self._index(method, segs[0], body)
         raise EsHttpError(
@@ -836,12 +850,16 @@ class _Handler(BaseHTTPRequestHandler):
             return 200, {name: {"mappings": idx.mappings, "settings": {"index": idx.settings}, "aliases": {}}}
 
     def _doc(
-        self, method: str, index: str, doc_id: str, params: dict[str, str], body: bytes
+        self, method: str, index: str, doc_id: str, params: dict[str, str], body: bytes, *, api: str = "_doc"
     ) -> tuple[int, Any]:
         st = self.es.state
         with st.lock:
-            if method in ("PUT", "POST"):
-                item = self._apply("index", {"_index": index, "_id": doc_id}, json.loads(body), None)
+            if method in ("PUT", "POST") or api != "_doc":
+                op = {"_create": "create", "_update": "update"}.get(api) or (
+                    "create" if params.get("op_type") == "create" else "index"
+                )
+                cas = {k: params[k] for k in ("if_seq_no", "if_primary_term") if k in params}
+                item = self._apply(op, {"_index": index, "_id": doc_id, **cas}, json.loads(body), None)
                 ((_, res),) = item.items()
                 if params.get("refresh") in ("true", "wait_for", ""):
                     st.indices[index].refreshed = time.monotonic()
@@ -955,6 +973,20 @@ class _Handler(BaseHTTPRequestHandler):
         doc_id = str(doc_id)
         meta = {**meta, "_id": doc_id}
         existing = idx.docs.get(doc_id)
+        if "if_seq_no" in meta and (
+            existing is None
+            or existing.seq_no != int(meta["if_seq_no"])
+            or int(meta.get("if_primary_term", 1)) != 1
+        ):
+            current = "none" if existing is None else str(existing.seq_no)
+            return _item_error(
+                op,
+                meta,
+                409,
+                "version_conflict_engine_exception",
+                f"[{doc_id}]: version conflict, required seqNo [{meta['if_seq_no']}], "
+                f"primary term [{meta.get('if_primary_term')}]. current document has seqNo [{current}]",
+            )
         if op == "delete":
             if existing is None:
                 return {
@@ -996,7 +1028,8 @@ class _Handler(BaseHTTPRequestHandler):
             return _item_error(op, meta, 400, "document_parsing_exception", problem)
         version = existing.version + 1 if existing else 1
         seq = st.next_seq()
-        idx.docs[doc_id] = _Doc(new_source, version, seq, time.monotonic())
+        prior = None if existing is None else existing.source if st.visible(idx, existing) else existing.prior
+        idx.docs[doc_id] = _Doc(new_source, version, seq, time.monotonic(), prior)
         return _item_ok(
             op, idx.name, doc_id, version, "updated" if existing else "created", 200 if existing else 201, seq
         )
@@ -1063,11 +1096,12 @@ class _Handler(BaseHTTPRequestHandler):
             out = []
             for idx in idxs:
                 for doc_id, doc in idx.docs.items():
-                    if not st.visible(idx, doc):
+                    src = doc.source if st.visible(idx, doc) else doc.prior
+                    if src is None:
                         continue
-                    score = evaluate(query, doc_id, doc.source)
+                    score = evaluate(query, doc_id, src)
                     if score is not None:
-                        out.append((score, idx.name, doc_id, doc.source))
+                        out.append((score, idx.name, doc_id, src))
         return out
 
     def _search(self, target: str, params: dict[str, str], body: dict[str, Any]) -> tuple[int, Any]:
@@ -1105,7 +1139,7 @@ class _Handler(BaseHTTPRequestHandler):
                 }
                 h["_source"] = filtered
             out_hits.append(h)
-        return 200, {
+        answer: dict[str, Any] = {
             "took": 1,
             "timed_out": False,
             "_shards": _shards(),
@@ -1114,6 +1148,33 @@ class _Handler(BaseHTTPRequestHandler):
                 "max_score": max((h[0] for h in hits), default=None),
                 "hits": out_hits,
             },
+        }
+        aggs = body.get("aggs") or body.get("aggregations")
+        if aggs:
+            answer["aggregations"] = {name: _terms_agg(name, spec, hits) for name, spec in aggs.items()}
+        return 200, answer
+
+    def _delete_by_query(self, target: str, params: dict[str, str], body: dict[str, Any]) -> tuple[int, Any]:
+        """Delete what a search would return now (refreshed documents), as a node's snapshot does."""
+        st = self.es.state
+        with st.lock:
+            hits = self._hits(target, params, body.get("query"))
+            for _, index, doc_id, _ in hits:
+                st.indices[index].docs.pop(doc_id, None)
+            if params.get("refresh") in ("true", ""):
+                for idx in st.resolve(target, params):
+                    idx.refreshed = time.monotonic()
+        n = len(hits)
+        return 200, {
+            "took": 1,
+            "timed_out": False,
+            "total": n,
+            "deleted": n,
+            "batches": 1 if n else 0,
+            "version_conflicts": 0,
+            "noops": 0,
+            "retries": {"bulk": 0, "search": 0},
+            "failures": [],
         }
 
     def _count(self, target: str, params: dict[str, str], body: dict[str, Any]) -> tuple[int, Any]:
@@ -1125,6 +1186,30 @@ _INJECTED_ITEM_ERRORS = {
     400: ("document_parsing_exception", "[1:1] failed to parse (injected)"),
     503: ("unavailable_shards_exception", "primary shard is not active (injected)"),
 }
+
+
+def _terms_agg(name: str, spec: dict[str, Any], hits: list[tuple[float, str, str, dict[str, Any]]]) -> dict[str, Any]:
+    """A ``terms`` aggregation over every hit: buckets by doc_count desc, then key."""
+    terms = spec.get("terms")
+    include = (terms or {}).get("include")
+    if set(spec) != {"terms"} or not isinstance(terms, dict) or not (include is None or isinstance(include, list)):
+        raise EsHttpError(
+            400,
+            "parsing_exception",
+            f"aggregation [{name}]: only terms with field, size and an include list are in the ES test server's subset",
+        )
+    wanted = None if include is None else {str(v) for v in include}
+    counts: dict[str, int] = {}
+    for _, _, _, src in hits:
+        for value in {str(v) for v in _get_field(src, terms["field"])}:
+            if wanted is None or value in wanted:
+                counts[value] = counts.get(value, 0) + 1
+    buckets = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[: int(terms.get("size", 10))]
+    return {
+        "doc_count_error_upper_bound": 0,
+        "sum_other_doc_count": sum(counts.values()) - sum(c for _, c in buckets),
+        "buckets": [{"key": k, "doc_count": c} for k, c in buckets],
+    }
 
 
 def _field_sort_key(fname: str, hit: tuple[float, str, str, dict[str, Any]]) -> tuple[int, str]:

@@ -151,7 +151,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     driver = LocalDriver(cfg)
     report = CycleReport()
     try:
-        driver.poll(driver._feeds(), report)
+        driver.poll(driver._feeds(), report, wait=True)
         now = utcnow()
         entries = [
             FeedEntry(

@@ -666,7 +666,7 @@ class ElasticsearchSink:
         self, actions: Sequence[Action], answers: dict[str, tuple[int, str | None, str, str]]
     ) -> str | None:
         whole: str | None = None
-        for ok, item in helpers.streaming_bulk(
+        for _ok, item in helpers.streaming_bulk(
             self._bulk_client,
             actions,
             chunk_size=self.chunk_size,

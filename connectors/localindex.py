@@ -20,9 +20,9 @@ import json
 import re
 import sqlite3
 import threading
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Iterable, Sequence
 
 from connectors.sink import SearchHit, SinkUnavailable, WriteResult
 from connectors.statestore import connect

@@ -13,8 +13,9 @@ cannot be reached at all; the driver then keeps the batch in its outbox.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, Sequence
+from typing import Protocol
 
 from transforms.records import Article
 

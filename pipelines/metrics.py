@@ -17,9 +17,9 @@ Labels are low-cardinality: topic, source/feed id, outcome, kind, stage. Never U
 from __future__ import annotations
 
 import threading
-from typing import Iterable
+from collections.abc import Iterable
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, REGISTRY
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800, 3600)
 

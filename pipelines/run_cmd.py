@@ -11,8 +11,9 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from pipelines.config import Config, FeedConfig, feed_id_for, load_config, parse_feed
 

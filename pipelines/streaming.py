@@ -19,11 +19,11 @@ cluster): tests build and inspect the graph only.
 from __future__ import annotations
 
 import logging
-from typing import Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 import apache_beam as beam
-from apache_beam.transforms import window
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+from apache_beam.transforms import window
 
 from connectors.statestore import PendingItem
 from pipelines import metrics

@@ -8,8 +8,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -84,8 +84,8 @@ def stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: floa
     proc.send_signal(sig)
     try:
         proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
+    except subprocess.TimeoutExpired as exc:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
-        raise AssertionError(f"newsmon did not stop within {timeout}s of {signal.Signals(sig).name}")
+        raise AssertionError(f"newsmon did not stop within {timeout}s of {signal.Signals(sig).name}") from exc
     return time.monotonic() - start

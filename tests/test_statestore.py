@@ -79,7 +79,7 @@ def test_pending_outbox_ack_cycle(tmp_path: Path) -> None:
     assert not s.is_known(items[1].id)
 
 
-def _commit_forever(path: str, ready: "multiprocessing.synchronize.Event") -> None:  # type: ignore[name-defined]
+def _commit_forever(path: str, ready: multiprocessing.synchronize.Event) -> None:  # type: ignore[name-defined]
     s = StateStore(Path(path))
     n = 0
     while True:

@@ -78,7 +78,7 @@ def _seed_labels() -> dict[str, set[str]]:
     for line in (SEEDS / "README.md").read_text(encoding="utf-8").splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
         if len(cells) >= 5 and re.fullmatch(r"\d{3}_[0-9a-f]+\.txt", cells[0]):
-            labels[cells[0]] = {t for t, flag in zip(TOPICS, cells[3:5]) if flag.lower() == "yes"}
+            labels[cells[0]] = {t for t, flag in zip(TOPICS, cells[3:5], strict=True) if flag.lower() == "yes"}
     return labels
 
 

@@ -231,7 +231,7 @@ def evaluate(topics: Sequence[Topic], *, title: str, text: str) -> tuple[TopicEv
 def explain(topics: Sequence[Topic], *, title: str, text: str) -> str:
     """A human-readable account: tags, near-misses, every matched term with its sentence."""
     lines = []
-    for topic, v in zip(topics, judge_all(topics, title=title, text=text)):
+    for topic, v in zip(topics, judge_all(topics, title=title, text=text), strict=True):
         e = v.evidence
         group_of = {p.text: p.group for p in topic.patterns}
         state = "TAGGED" if v.passed else ("no match" if not e.matched else "not tagged")

@@ -21,6 +21,7 @@ run: $(STAMP)
 
 test: $(STAMP)
 	bash .ci/install-prometheus.sh
+	$(VENV)/bin/ruff check pipelines connectors transforms tests bench
 	$(VENV)/bin/python -m pytest -ra $(ARGS)
 
 # The same contract tests against a real cluster: NEWSMON_TEST_ES_URL=https://... make test-live
@@ -28,5 +29,4 @@ test-live: $(STAMP)
 	$(VENV)/bin/python -m pytest -ra -m live $(ARGS)
 
 lint: $(STAMP)
-	$(VENV)/bin/pip install --quiet ruff
 	$(VENV)/bin/ruff check pipelines connectors transforms tests bench

@@ -7,6 +7,7 @@ pipeline is built, so a broken topic file fails fast on the driver, not on a wor
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,12 @@ class _TagDoFn(beam.DoFn):  # type: ignore[misc]
         self._topics = load_topics(Path(self._user_dir) if self._user_dir else None)
 
     def process(self, article: Article) -> Iterator[Article]:
-        yield tag_article(article, self._topics)
+        from pipelines import metrics
+
+        start = time.perf_counter()
+        tagged = tag_article(article, self._topics)
+        metrics.get().stage_seconds.labels("topics").observe(time.perf_counter() - start)
+        yield tagged
 
 
 class TagTopics(beam.PTransform):  # type: ignore[misc]

@@ -80,6 +80,12 @@ class Resources:
         return StateStore(self.state_path)
 
     def dedup_store_factory(self) -> Callable[[], Any]:
+        """SQLite on local disk for the local driver; Elasticsearch, shared by every worker, for a
+        distributed runner writing to Elasticsearch."""
+        if not self.use_outbox and self.elasticsearch.enabled:
+            from connectors.esdedupstore import ElasticsearchDedupStoreFactory
+
+            return ElasticsearchDedupStoreFactory(self.elasticsearch, window_days=self.dedup_window_days)
         from connectors.dedupstore import SqliteDedupStore
 
         return partial(SqliteDedupStore, Path(self.store_dir) / "dedup.sqlite", window_days=self.dedup_window_days)

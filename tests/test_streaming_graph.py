@@ -48,3 +48,15 @@ def test_streaming_graph_carries_no_secrets(tmp_path: Path) -> None:
 def test_non_streaming_runner_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="not a streaming runner"):
         build_streaming_pipeline(config(tmp_path), ["--runner=DirectRunner"])
+
+
+def test_distributed_runs_share_the_elasticsearch_dedup_store(tmp_path: Path) -> None:
+    from connectors.esdedupstore import ElasticsearchDedupStoreFactory
+    from pipelines.process import Resources
+
+    shared = Resources.from_config(config(tmp_path), use_outbox=False).dedup_store_factory()
+    assert isinstance(shared, ElasticsearchDedupStoreFactory)
+    blob = pickle.dumps(shared)
+    assert b"c2VjcmV0LWFwaS1rZXk=" not in blob and b"pa55-w0rd" not in blob
+    local = Resources.from_config(config(tmp_path)).dedup_store_factory()
+    assert not isinstance(local, ElasticsearchDedupStoreFactory)

@@ -181,11 +181,7 @@ def test_text_hash_ignores_boilerplate_and_case_and_rejects_stubs() -> None:
 @pytest.mark.parametrize("name", sorted(variants()))
 def test_each_variant_is_caught(store: SqliteDedupStore, name: str) -> None:
     orig = decide(make("asli", text(ORIGINAL)), store, now=T0)
-    title = (
-        "Judul Baru: Ribuan Warga Semarang Mengungsi Akibat Rob"
-        if name == "changed_headline"
-        else ORIGINAL_TITLE
-    )
+    title = "Judul Baru: Ribuan Warga Semarang Mengungsi Akibat Rob" if name == "changed_headline" else ORIGINAL_TITLE
     copy = decide(make(name, variants()[name], title=title, minutes=30, source="lain.id"), store, now=T0)
     assert orig.duplicate_of is None
     assert copy.duplicate_of == orig.id
@@ -198,9 +194,7 @@ def test_each_variant_is_caught(store: SqliteDedupStore, name: str) -> None:
 
 def test_same_event_different_article_is_story_not_duplicate(store: SqliteDedupStore) -> None:
     a = decide(make("a", text(ORIGINAL)), store, now=T0)
-    b = decide(
-        make("b", text(SAME_EVENT), title=SAME_EVENT_TITLE, minutes=60, source="lain.id"), store, now=T0
-    )
+    b = decide(make("b", text(SAME_EVENT), title=SAME_EVENT_TITLE, minutes=60, source="lain.id"), store, now=T0)
     c = decide(make("c", text(UNRELATED), title=UNRELATED_TITLE, minutes=90), store, now=T0)
     assert b.duplicate_of is None and b.duplicate_kind is None
     assert b.story_id == a.id
@@ -339,3 +333,88 @@ def test_cli_matches_pipeline_decisions(tmp_path, capsys) -> None:
     assert cli_main(["dedup", str(path)]) == 0
     via_cli = {r["id"]: r["duplicate_of"] for r in map(json.loads, capsys.readouterr().out.splitlines())}
     assert via_cli == direct
+
+
+# --- import cost, state size and flat per-article work -------------------------------------------
+
+import subprocess
+import sys
+from pathlib import Path
+
+import transforms.dedup as dedup_mod
+from connectors.dedupstore import DedupRecord
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_pure_dedup_does_not_import_beam() -> None:
+    code = "import sys, transforms.dedup; print('apache_beam' in sys.modules)"
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "False"
+
+
+def test_beam_wrapper_is_reexported_lazily() -> None:
+    from transforms.dedupbeam import DedupArticles as direct
+
+    assert DedupArticles is direct and dedup_mod.DedupArticles is direct
+    with pytest.raises(AttributeError):
+        dedup_mod.NoSuchThing  # noqa: B018
+
+
+def test_copies_are_recorded_without_shingles(store: SqliteDedupStore) -> None:
+    orig = decide(make("a", text(ORIGINAL)), store, now=T0)
+    copy = decide(make("b", variants()["reordered_paragraphs"], minutes=1), store, now=T0)
+    assert copy.duplicate_of == orig.id
+    assert len(store.lookup(orig.id).shingles) > 100  # an original keeps its set for confirmation
+    assert store.lookup(copy.id).shingles == b""  # a copy is never a candidate: nothing to confirm against
+
+
+def test_common_df_threshold() -> None:
+    small = dedup_mod.STORY_COMMON_MIN_DOCS - 1
+    assert dedup_mod.common_df(small) > small  # a small window never skips a term
+    big = 10 * dedup_mod.STORY_COMMON_MIN_DOCS
+    assert dedup_mod.common_df(big) == int(dedup_mod.STORY_COMMON_FRACTION * big)
+
+
+class _SpyStore:
+    """Delegates to a real store and remembers the terms of each story lookup."""
+
+    def __init__(self, inner: SqliteDedupStore) -> None:
+        self.inner = inner
+        self.queried: list[tuple[int, ...]] = []
+
+    def __getattr__(self, name: str):
+        return getattr(self.inner, name)
+
+    def story_candidates(self, *, terms, **kw):
+        self.queried.append(tuple(terms))
+        return self.inner.story_candidates(terms=terms, **kw)
+
+
+def test_story_lookup_skips_terms_common_in_a_large_window(store: SqliteDedupStore, monkeypatch) -> None:
+    monkeypatch.setattr(dedup_mod, "STORY_COMMON_MIN_DOCS", 10)
+    monkeypatch.setattr(dedup_mod, "STORY_COMMON_FRACTION", 0.5)
+    feats = dedup_mod.features(make("x", text(ORIGINAL)))
+    common = feats.story_terms[:4]
+    for i in range(20):  # 20 originals that all share four of the article's terms (df 20 > 0.5 * 20)
+        rare = (feats.story_terms[4 + i % 3],) if i < 3 else ()
+        store.record(
+            DedupRecord(
+                id=f"bg{i}",
+                url=f"https://x.id/{i}",
+                source="x",
+                first_seen=T0,
+                published=None,
+                text_hash="",
+                bands=(),
+                shingles=b"",
+                story_terms=tuple(sorted(common + rare + (10**6 + i,))),
+                story_id=f"bg{i}",
+            )
+        )
+    spy = _SpyStore(store)
+    dedup_mod.match_story(feats, spy, exclude_id="x", since=T0 - timedelta(days=1))
+    (asked,) = spy.queried
+    assert asked and not set(asked) & set(common)
+    assert set(asked) == set(feats.story_terms[4:7])

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import pickle
 import signal
+import sqlite3
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -146,3 +148,103 @@ def test_survives_kill_9(tmp_path: Path) -> None:
     assert s.accept_url("url-1", "https://x.id/a", now=T0) is False
     assert [c.id for c in s.candidates(text_hash="h", bands=(), exclude_id="z")] == ["art-1"]
     s.close()
+
+
+# --- cost stays flat with the window ------------------------------------------------------------
+
+
+class _RecordingConnection:
+    """Stands in for the store's sqlite3 connection and remembers every (sql, parameters)."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+        self.calls: list[tuple[str, tuple]] = []
+
+    def execute(self, sql: str, params: tuple = ()) -> sqlite3.Cursor:
+        self.calls.append((sql, tuple(params)))
+        return self.db.execute(sql, params)
+
+    def executemany(self, sql: str, rows: object) -> sqlite3.Cursor:
+        return self.db.executemany(sql, rows)
+
+    def close(self) -> None:
+        self.db.close()
+
+
+def _query_plans(store: SqliteDedupStore, call: Callable[[], object]) -> list[str]:
+    """EXPLAIN QUERY PLAN of every SELECT the store runs in ``call()``, with its bound parameters
+    (literals would let SQLite pick indexes it cannot use for the parameterised statement)."""
+    real = store._db
+    spy = _RecordingConnection(real)
+    store._db = spy  # type: ignore[assignment]
+    try:
+        call()
+    finally:
+        store._db = real
+    return [
+        " | ".join(str(r[3]) for r in real.execute("EXPLAIN QUERY PLAN " + sql, params))
+        for sql, params in spy.calls
+        if sql.lstrip().upper().startswith("SELECT")
+    ]
+
+
+def _assert_index_probes(plans: list[str]) -> None:
+    for plan in plans:
+        # the text-hash probe once walked the whole window through records_seen: O(window) per article
+        assert "records_seen" not in plan, plan
+        assert not any(f"SCAN {t}" in plan for t in ("records", "lsh", "story", "df")), plan
+
+
+def test_every_lookup_is_an_index_probe_never_a_window_scan(store: SqliteDedupStore) -> None:
+    for i in range(20):
+        store.record(rec(f"r{i}", bands=(i, 100 + i), text_hash=f"h{i}", terms=(i, i + 1, i + 2)))
+    plans = _query_plans(
+        store,
+        lambda: (
+            store.lookup("r3"),
+            store.candidates(text_hash="h3", bands=(3, 103), exclude_id="new", since=T0),
+            store.story_candidates(terms=(3, 4, 5), exclude_id="new", since=T0, min_shared=2),
+            store.term_frequencies((3, 4)),
+        ),
+    )
+    assert len(plans) >= 5, plans
+    _assert_index_probes(plans)
+    assert any("records_hash" in p for p in plans), plans
+
+
+def test_a_whole_decision_uses_only_index_probes(store: SqliteDedupStore) -> None:
+    from tests.test_dedup import ORIGINAL, SAME_EVENT, SAME_EVENT_TITLE, make, text, variants
+    from transforms.dedup import decide
+
+    decide(make("a", text(ORIGINAL)), store, now=T0)
+    decide(make("b", text(SAME_EVENT), title=SAME_EVENT_TITLE, minutes=5), store, now=T0)
+    copy = make("c", variants()["reordered_paragraphs"], minutes=9)
+    plans = _query_plans(store, lambda: decide(copy, store, now=T0))
+    assert len(plans) >= 4, plans  # lookup, hash + LSH candidates, (story skipped for a copy)
+    _assert_index_probes(plans)
+
+
+def test_story_candidates_are_light_records(store: SqliteDedupStore) -> None:
+    full = rec("s1", bands=(1, 2), text_hash="h", terms=(1, 2, 3, 4))
+    store.record(full)
+    (got,) = store.story_candidates(terms=(1, 2, 3), exclude_id="n", since=T0, min_shared=3)
+    assert got.shingles == b"" and got.bands == () and got.text_hash == ""
+    assert (got.id, got.story_id, got.story_terms, got.first_seen) == (
+        full.id,
+        full.story_id,
+        full.story_terms,
+        full.first_seen,
+    )
+    assert store.lookup("s1").shingles == full.shingles  # the full record is still there
+
+
+def test_wal_is_checkpointed_in_bounded_steps(tmp_path: Path) -> None:
+    from connectors.dedupstore import WAL_CHECKPOINT_PAGES
+
+    s = SqliteDedupStore(tmp_path / "w.sqlite")
+    try:
+        assert int(s._db.execute("PRAGMA wal_autocheckpoint").fetchone()[0]) == WAL_CHECKPOINT_PAGES
+        assert int(s._db.execute("PRAGMA journal_size_limit").fetchone()[0]) > 0
+        assert s._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    finally:
+        s.close()

@@ -1,4 +1,4 @@
-"""Deduplication and story grouping: pure logic over a dedup store, plus a thin Beam wrapper.
+"""Deduplication and story grouping: pure logic over a dedup store (Beam wrapper in ``dedupbeam``).
 
 Three signals, strictly separated:
 
@@ -48,10 +48,19 @@ State and windows
     per article id: an id already recorded returns its stored decision, so a crash between
     the store write and the sink write cannot turn an article into a copy of itself.
 
+Cost
+    Per article: one id lookup, one text-hash probe, one LSH probe (24 band keys), one
+    df probe and one story probe over the article's ``STORY_QUERY_TERMS`` rarest terms
+    (terms in more than ``STORY_COMMON_FRACTION`` of a large window are skipped), then one
+    write. Story candidates are light records (no shingle sets); only LSH/hash candidates
+    load shingles. So the cost grows with the posting lists' length of *rare* terms and
+    the B-tree depth, not with the window: ``bench/dedup_bench.py`` measures it up to 100k.
+
 Beam
-    :class:`DedupArticles` keys every article of a cycle to one key, sorts the group by
-    ``first_seen`` and decides sequentially against a store opened in ``DoFn.setup`` from a
-    picklable factory. One key is deliberate: a cycle is small (tens to a few hundred
+    :class:`DedupArticles` (in ``transforms/dedupbeam.py``; ``transforms.dedup.DedupArticles``
+    imports it on first use, so pure callers never import Beam) keys every article of a cycle
+    to one key, sorts the group by ``first_seen`` and decides sequentially against a store
+    opened in ``DoFn.setup`` from a picklable factory. One key is deliberate: a cycle is small (tens to a few hundred
     articles), and sequential decisions must see each other so two copies arriving in the
     same cycle are caught. The grouping key is the dedup key space itself (all articles may
     collide with all others), so a finer key would miss copies across keys.
@@ -70,13 +79,13 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
+from typing import Any
 
-import apache_beam as beam
 import numpy as np
 from datasketch import MinHash
 
 from connectors.dedupstore import DedupRecord, DedupStore
-from transforms.records import Article, Syndication, to_utc, utcnow
+from transforms.records import Article, Syndication, to_utc
 
 # --- boilerplate -------------------------------------------------------------------------
 
@@ -258,8 +267,11 @@ MIN_STORY_TERMS = 6
 
 def story_terms(title: str, text: str) -> frozenset[str]:
     """Salient content words of the title and lead: the looser 'same event' signal."""
-    lead = tokens(strip_boilerplate(text))[:STORY_LEAD_WORDS]
-    words = tokens(title or "") + lead
+    return _story_terms(title, tokens(strip_boilerplate(text)))
+
+
+def _story_terms(title: str, body_tokens: Sequence[str]) -> frozenset[str]:
+    words = tokens(title or "") + list(body_tokens[:STORY_LEAD_WORDS])
     return frozenset(w for w in words if len(w) >= 4 and not w.isdigit() and w not in STOPWORDS)
 
 
@@ -267,6 +279,11 @@ STORY_MIN_SHARED = 3  # among the article's STORY_QUERY_TERMS rarest terms
 STORY_PRIOR_DOCS = 50  # smoothing: idf is flat until the window holds enough originals
 STORY_MAX_CANDIDATES = 30
 STORY_QUERY_TERMS = 20
+# Terms in more than this share of the window's originals are not looked up once the window
+# holds STORY_COMMON_MIN_DOCS originals: their posting lists grow with the window and their
+# idf weight is small, so they would make each lookup cost O(window) for little signal.
+STORY_COMMON_FRACTION = 0.02
+STORY_COMMON_MIN_DOCS = 5000
 
 
 def term_hashes(terms: Iterable[str]) -> tuple[int, ...]:
@@ -323,11 +340,11 @@ class Features:
 
 
 def features(article: Article) -> Features:
-    toks = tokens(strip_boilerplate(article.text))
+    toks = tokens(strip_boilerplate(article.text))  # stripped once, shared by every signal
     th = hashlib.sha256(" ".join(toks).encode("utf-8")).hexdigest() if len(toks) >= MIN_EXACT_TOKENS else ""
     shingles = shingle_hashes(toks) if len(toks) >= MIN_NEAR_TOKENS else np.zeros(0, dtype=np.uint32)
     bands = _bands_of_shingles(shingles) if len(shingles) else ()
-    terms = term_hashes(story_terms(article.title, article.text))
+    terms = term_hashes(_story_terms(article.title, toks))
     return Features(th, shingles, bands, terms if len(terms) >= MIN_STORY_TERMS else ())
 
 
@@ -345,23 +362,31 @@ def match_copy(feat: Features, candidates: Sequence[DedupRecord]) -> tuple[Dedup
             kind = "near"
         else:
             continue
-        if best is None or (kind, sim) > (best[1], best[2]) or (
-            (kind, sim) == (best[1], best[2]) and cand.order_key < best[0].order_key
+        if (
+            best is None
+            or (kind, sim) > (best[1], best[2])
+            or ((kind, sim) == (best[1], best[2]) and cand.order_key < best[0].order_key)
         ):
             best = (cand, kind, sim)
     return best
 
 
-def match_story(
-    feat: Features, store: DedupStore, *, exclude_id: str, since: datetime
-) -> tuple[str, float] | None:
+def common_df(total: int) -> int:
+    """Document frequency above which a story term is too common to look up (see above)."""
+    if total < STORY_COMMON_MIN_DOCS:
+        return total + 1
+    return max(1, int(STORY_COMMON_FRACTION * total))
+
+
+def match_story(feat: Features, store: DedupStore, *, exclude_id: str, since: datetime) -> tuple[str, float] | None:
     """(story_id, score) of the best recent original about the same event, or None."""
     if not feat.story_terms:
         return None
-    own_df, _ = store.term_frequencies(feat.story_terms)
+    own_df, total = store.term_frequencies(feat.story_terms)
     # query the rarest terms only: common words have long posting lists and carry little weight
     # (terms absent from the store have no postings and cannot match anything)
-    present = [t for t in feat.story_terms if own_df.get(t, 0) > 0]
+    common = common_df(total)
+    present = [t for t in feat.story_terms if 0 < own_df.get(t, 0) <= common]
     rarest = sorted(present, key=lambda t: (own_df[t], t))[:STORY_QUERY_TERMS]
     cands = store.story_candidates(
         terms=rarest,
@@ -439,7 +464,8 @@ def decide_status(
         published=article.published,
         text_hash=feat.text_hash,
         bands=feat.bands,
-        shingles=pack_shingles(feat.shingles),
+        # a copy is never a candidate (only originals are indexed), so its shingles are never read
+        shingles=b"" if decision.kind else pack_shingles(feat.shingles),
         story_terms=feat.story_terms,
         story_id=decision.story_id,
         duplicate_of=decision.duplicate_of,
@@ -497,81 +523,17 @@ def decide_batch(
 ) -> Iterator[Article]:
     """Decide a cycle's articles in ``order_key`` order, so copies within the cycle see each other."""
     for art in sorted(articles, key=order_key):
-        out, _, fresh = decide_status(
-            art, store, now=now, window_days=window_days, story_window_days=story_window_days
-        )
+        out, _, fresh = decide_status(art, store, now=now, window_days=window_days, story_window_days=story_window_days)
         if fresh and out.duplicate_kind and on_duplicate is not None:
             on_duplicate(out.duplicate_kind)
         yield out
 
 
-# --- Beam wrapper ---------------------------------------------------------------------------
+def __getattr__(name: str) -> Any:
+    """``DedupArticles`` lives in ``transforms.dedupbeam`` and is imported on first use (PEP 562),
+    so ``newsmon dedup`` and other pure callers never pay for importing Beam."""
+    if name == "DedupArticles":
+        from transforms.dedupbeam import DedupArticles
 
-
-def _count_duplicate(kind: str) -> None:
-    from pipelines import metrics
-
-    metrics.get().duplicates.labels(kind).inc()
-
-
-class _DecideCycle(beam.DoFn):  # type: ignore[misc]
-    """Decides one cycle's group against a store opened in ``setup`` (nothing big is pickled)."""
-
-    def __init__(self, store_factory: Callable[[], DedupStore], window_days: float, story_window_days: float):
-        self._factory = store_factory
-        self._window_days = window_days
-        self._story_window_days = story_window_days
-        self._store: DedupStore | None = None
-
-    def setup(self) -> None:
-        self._store = self._factory()
-
-    def process(self, keyed: tuple[int, Iterable[Article]]) -> Iterator[Article]:
-        assert self._store is not None
-        now = utcnow()
-        self._store.prune(older_than=now - timedelta(days=self._window_days))
-        yield from decide_batch(
-            keyed[1],
-            self._store,
-            now=now,
-            window_days=self._window_days,
-            story_window_days=self._story_window_days,
-            on_duplicate=_count_duplicate,
-        )
-
-    def teardown(self) -> None:
-        if self._store is not None:
-            self._store.close()
-            self._store = None
-
-
-class DedupArticles(beam.PTransform):  # type: ignore[misc]
-    """PCollection[Article] -> PCollection[Article] with dedup and story fields set.
-
-    Everything in the cycle goes to one key: a cycle is small and decisions against the
-    store are sequential, so two copies arriving in the same cycle see each other. On a
-    streaming runner apply a window (e.g. one per poll) upstream; the group is per window.
-    """
-
-    def __init__(
-        self,
-        store_factory: Callable[[], DedupStore],
-        *,
-        window_days: float = 7.0,
-        story_window_days: float = 3.0,
-    ) -> None:
-        super().__init__()
-        if window_days <= 0 or story_window_days <= 0:
-            raise ValueError("window_days and story_window_days must be positive")
-        self._factory = store_factory
-        self._window_days = window_days
-        self._story_window_days = story_window_days
-
-    def expand(self, pcoll: beam.PCollection) -> beam.PCollection:
-        return (
-            pcoll
-            | "Key cycle" >> beam.Map(lambda a: (0, a))
-            | "Group cycle" >> beam.GroupByKey()
-            | "Decide"
-            >> beam.ParDo(_DecideCycle(self._factory, self._window_days, self._story_window_days))
-        )
+        return DedupArticles
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

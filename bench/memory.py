@@ -69,6 +69,11 @@ def report(label: str, samples: list[tuple[float, float]]) -> None:
     print(f"{label}: {len(samples)} samples over {samples[-1][0] - samples[0][0]:.0f} s")
     print(f"  RSS after warm-up {rss[0]:.1f} MB, at end {rss[-1]:.1f} MB, max {max(rss):.1f} MB, "
           f"slope {slope_mb_per_hour(samples):+.1f} MB/h")
+    step = max(1, len(samples) // 6)
+    print("  over time: " + ", ".join(f"{t / 60:.0f} min {r:.1f} MB" for t, r in samples[::step] + samples[-1:]))
+    half = len(samples) // 2
+    if half >= 2:
+        print(f"  slope of the second half {slope_mb_per_hour(samples[half:]):+.1f} MB/h")
 
 
 def main() -> None:

@@ -39,3 +39,38 @@ def percentile(values: list[float], q: float) -> float:
         return float("nan")
     k = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
     return ordered[k]
+
+
+def _serve(stories: list[tuple[str, list[str]]], conn: object) -> None:
+    import time
+    from datetime import timedelta
+
+    from tests.localserver import LocalServer
+    from tests.newssite import NewsSite
+    from transforms.records import utcnow
+
+    server = LocalServer().start()
+    server.requests = _Discard()  # a long benchmark must not grow the server's request log
+    site = NewsSite(server)
+    t0 = utcnow() - timedelta(days=1)
+    for i, (title, paras) in enumerate(stories):
+        site.publish(title, paras, published=t0 + timedelta(seconds=i))
+    conn.send(site.feed_url)  # type: ignore[attr-defined]
+    while True:
+        time.sleep(3600)
+
+
+class _Discard(list):  # type: ignore[type-arg]
+    def append(self, item: object) -> None:
+        pass
+
+
+def serve_in_subprocess(stories: list[tuple[str, list[str]]]) -> tuple[str, object]:
+    """Serve ``stories`` as a news site from a child process (so the server does not compete
+    with the code being measured for the GIL). Returns (feed URL, process); kill it when done."""
+    import multiprocessing as mp
+
+    parent, child = mp.Pipe()
+    proc = mp.get_context("fork").Process(target=_serve, args=(stories, child), daemon=True)
+    proc.start()
+    return parent.recv(), proc

@@ -154,7 +154,7 @@ def test_a_trickling_feed_does_not_hold_up_the_others(tmp_path: Path, registry: 
                 FeedConfig(url=site.feed_url, id="uji", name="Kabar Uji", min_interval=1, max_interval=1),
             ),
             store_dir=tmp_path / "store",
-            fetch=FetchConfig(allow_hosts=("127.0.0.1",), per_host_min_spacing=0.0, timeout=30.0),
+            fetch=FetchConfig(allow_hosts=("127.0.0.1",), per_host_min_spacing=0.0, timeout=6.0),
             metrics_port=0,
         )
         driver = LocalDriver(cfg)
@@ -167,5 +167,7 @@ def test_a_trickling_feed_does_not_hold_up_the_others(tmp_path: Path, registry: 
             assert acknowledged == 1, "the good feed's article was not stored while the slow feed trickled"
             assert time.monotonic() - start < 10
             assert "lambat" in driver._polling  # still in flight
+            slow = driver._polling["lambat"][1].result(timeout=15)
+            assert slow.outcome == "timeout"
         finally:
             driver.close()

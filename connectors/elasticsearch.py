@@ -286,16 +286,6 @@ def article_document(article: Article) -> dict[str, Any]:
     return doc
 
 
-def syndication_of(dup: Article) -> Syndication:
-    return Syndication(
-        id=dup.id,
-        url=dup.url,
-        source=dup.source,
-        first_seen=dup.first_seen,
-        kind=dup.duplicate_kind or "",
-        similarity=float(dup.similarity or 0.0),
-    )
-
 
 # The one script every write runs. Semantics (the ES test server implements exactly these):
 # params.doc (or null) replaces the whole _source; also_published_at becomes the union, by
@@ -393,7 +383,7 @@ def plan_actions(
                 unplaced.append(u)
                 continue
             act = by_target.setdefault(u.target, Action(where, u.target, None, [], []))
-        act.add.append(syndication_of(u.article).to_dict())
+        act.add.append(Syndication.of(u.article).to_dict())
         act.units.append(u)
     return list(by_target.values()), unplaced
 

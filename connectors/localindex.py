@@ -148,15 +148,7 @@ class LocalIndex:
         if row is None:
             return  # the original is outside this index (e.g. pruned); nothing to annotate
         original = Article.from_dict(json.loads(row[1]))
-        entry = Syndication(
-            id=dup.id,
-            url=dup.url,
-            source=dup.source,
-            first_seen=dup.first_seen,
-            kind=dup.duplicate_kind or "",
-            similarity=float(dup.similarity or 0.0),
-        )
-        merged = _merge_syndication(original.also_published_at, (entry,))
+        merged = _merge_syndication(original.also_published_at, (Syndication.of(dup),))
         if merged != original.also_published_at:
             updated = replace(original, also_published_at=merged)
             self._conn.execute("UPDATE articles SET doc = ? WHERE rid = ?", (json.dumps(updated.to_dict()), row[0]))

@@ -153,6 +153,18 @@ class Syndication:
         return d
 
     @classmethod
+    def of(cls, duplicate: Article) -> Syndication:
+        """The entry a duplicate adds to its original's ``also_published_at``."""
+        return cls(
+            id=duplicate.id,
+            url=duplicate.url,
+            source=duplicate.source,
+            first_seen=duplicate.first_seen,
+            kind=duplicate.duplicate_kind or "",
+            similarity=float(duplicate.similarity or 0.0),
+        )
+
+    @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Syndication:
         return cls(
             id=d["id"],

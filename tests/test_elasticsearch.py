@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import replace
@@ -42,11 +41,9 @@ from connectors.elasticsearch import (
 from connectors.sink import SinkUnavailable
 from pipelines import metrics
 from pipelines.config import ElasticsearchConfig
+from tests.eslive import LIVE_URL, live_config
 from tests.esserver import EsTestServer, run_merge_script
 from transforms.records import Article, Syndication, TopicEvidence, article_id
-
-LIVE_URL = os.environ.get("NEWSMON_TEST_ES_URL")
-
 
 # --------------------------------------------------------------------------- fixtures
 
@@ -79,14 +76,7 @@ def es_config(server: EsTestServer) -> Iterator[ElasticsearchConfig]:
     """The live cluster when NEWSMON_TEST_ES_URL is set, else the ES test server; unique prefix."""
     prefix = f"nmtest-{uuid.uuid4().hex[:10]}"
     if LIVE_URL:
-        cfg = ElasticsearchConfig(
-            urls=tuple(u.strip() for u in LIVE_URL.split(",")),
-            index_prefix=prefix,
-            api_key=os.environ.get("NEWSMON_TEST_ES_API_KEY"),
-            username=os.environ.get("NEWSMON_TEST_ES_USERNAME"),
-            password=os.environ.get("NEWSMON_TEST_ES_PASSWORD"),
-            ca_cert=os.environ.get("NEWSMON_TEST_ES_CA_CERT"),
-        )
+        cfg = live_config(prefix)
     else:
         server.reset()
         cfg = ElasticsearchConfig(urls=(server.url,), index_prefix=prefix)

@@ -11,7 +11,6 @@ the store made visible on purpose. The Indonesian texts are invented for these t
 
 from __future__ import annotations
 
-import os
 import pickle
 import threading
 import uuid
@@ -28,11 +27,11 @@ from connectors.elasticsearch import make_client
 from connectors.esdedupstore import MAPPINGS, ElasticsearchDedupStore, ElasticsearchDedupStoreFactory
 from pipelines import metrics
 from pipelines.config import ElasticsearchConfig
+from tests.eslive import LIVE_URL, live_config
 from tests.esserver import EsTestServer
 from transforms.dedup import decide, decide_batch
 from transforms.records import Article, Syndication, article_id
 
-LIVE_URL = os.environ.get("NEWSMON_TEST_ES_URL")
 T0 = datetime(2024, 6, 19, 6, 0, tzinfo=UTC)
 
 
@@ -59,14 +58,7 @@ def es_config(server: EsTestServer) -> Iterator[ElasticsearchConfig]:
     """The live cluster when NEWSMON_TEST_ES_URL is set, else the ES test server; unique prefix."""
     prefix = f"nmtest-{uuid.uuid4().hex[:10]}"
     if LIVE_URL:
-        cfg = ElasticsearchConfig(
-            urls=tuple(u.strip() for u in LIVE_URL.split(",")),
-            index_prefix=prefix,
-            api_key=os.environ.get("NEWSMON_TEST_ES_API_KEY"),
-            username=os.environ.get("NEWSMON_TEST_ES_USERNAME"),
-            password=os.environ.get("NEWSMON_TEST_ES_PASSWORD"),
-            ca_cert=os.environ.get("NEWSMON_TEST_ES_CA_CERT"),
-        )
+        cfg = live_config(prefix)
     else:
         cfg = ElasticsearchConfig(urls=(server.url,), index_prefix=prefix)
     yield cfg

@@ -20,6 +20,7 @@ import dataclasses
 import logging
 import os
 import random
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -149,15 +150,31 @@ def fetch_page(client: Any, item: PendingItem, *, max_attempts: int) -> tuple[st
     return "page", (item, response.url, response.text())
 
 
+FETCH_THREADS = 8
+_fetch_pool: ThreadPoolExecutor | None = None
+_fetch_pool_lock = threading.Lock()
+
+
+def fetch_pool() -> ThreadPoolExecutor:
+    """One fetch thread pool per worker process, shared by every FetchPages instance.
+
+    The local driver builds a new pipeline (and new DoFn instances) every cycle; a pool per
+    instance would start and stop eight threads per cycle for nothing.
+    """
+    global _fetch_pool
+    with _fetch_pool_lock:
+        if _fetch_pool is None:
+            _fetch_pool = ThreadPoolExecutor(max_workers=FETCH_THREADS, thread_name_prefix="fetch")
+        return _fetch_pool
+
+
 class FetchPages(beam.DoFn):
     """PendingItem -> (item, final_url, html | None); transient failures -> 'retry' output.
 
-    Pages of a bundle are fetched concurrently (``FETCH_THREADS``); the HTTP client still
+    Pages of a bundle are fetched concurrently (:func:`fetch_pool`); the HTTP client still
     enforces the per-host concurrency cap and spacing, so one slow or trickling server delays
     only its own pages. Results are emitted at the end of the bundle in their own windows.
     """
-
-    FETCH_THREADS = 8
 
     def __init__(self, resources: Resources) -> None:
         self._res = resources
@@ -169,7 +186,7 @@ class FetchPages(beam.DoFn):
         from connectors.web import HttpClient
 
         self._client = HttpClient(self._res.fetch)
-        self._pool = ThreadPoolExecutor(max_workers=self.FETCH_THREADS, thread_name_prefix="fetch")
+        self._pool = fetch_pool()
 
     def start_bundle(self) -> None:
         self._inflight = []
@@ -191,8 +208,6 @@ class FetchPages(beam.DoFn):
             yield pvalue.TaggedOutput(RETRY, wv) if tag == RETRY else wv
 
     def teardown(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
         if self._client is not None:
             self._client.close()
 

@@ -33,10 +33,12 @@ class Story:
 
 
 class NewsSite:
-    def __init__(self, server: LocalServer, feed_path: str = "/rss.xml", *, name: str = "Kabar Uji") -> None:
+    def __init__(self, server: LocalServer, feed_path: str = "/rss.xml", *, name: str = "Kabar Uji",
+                 max_items: int | None = None) -> None:
         self.server = server
         self.feed_path = feed_path
         self.name = name
+        self.max_items = max_items  # like real feeds, list only the newest N items (None: all)
         self.stories: list[Story] = []
         self._lock = threading.Lock()
         server.route(feed_path, self._feed)
@@ -76,7 +78,8 @@ class NewsSite:
 
     def _feed(self, request: Request) -> Route:
         with self._lock:
-            body = rss(self, list(self.stories)).encode("utf-8")
+            stories = self.stories[-self.max_items :] if self.max_items else list(self.stories)
+            body = rss(self, stories).encode("utf-8")
         etag = '"' + hashlib.sha256(body).hexdigest()[:16] + '"'
         if request.headers.get("if-none-match") == etag:
             return Route(status=304, headers={"ETag": etag})

@@ -10,7 +10,7 @@ A cycle:
 2. re-send the outbox (articles processed earlier that the sink has not acknowledged, e.g.
    while Elasticsearch was down);
 3. run ``ProcessArticles`` over the pending entries that are due, in a bounded pipeline;
-4. update the backlog gauge and prune the dedup window now and then.
+4. update the backlog gauge (the dedup transform prunes its window every cycle).
 
 Then it sleeps until the next feed or retry is due. SIGINT/SIGTERM set a flag checked between
 steps; because every accepted entry is on disk, a stop that cannot wait for a slow step exits
@@ -27,7 +27,6 @@ from collections.abc import Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as futures_wait
 from dataclasses import dataclass, field
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +38,7 @@ from connectors.statestore import PendingItem, StateStore
 from pipelines import metrics
 from pipelines.config import Config, FeedConfig
 from pipelines.process import ProcessArticles, Resources, retry_delay, write_batch
-from transforms.records import FeedEntry, article_id, utcnow
+from transforms.records import FeedEntry, article_id
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +92,6 @@ class LocalDriver:
 
         self.http = HttpClient(cfg.fetch)
         self.stop_event = threading.Event()
-        self._last_prune = 0.0
         self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="poll")
         self._polling: dict[str, tuple[FeedConfig, Future[Any]]] = {}
 
@@ -214,15 +212,6 @@ class LocalDriver:
         else:
             self.state.defer(item.id, error=_short(exc), retry_at=self.clock() + retry_delay(item.attempts + 1))
 
-    def prune(self) -> None:
-        now = self.clock()
-        if now - self._last_prune < 3600:
-            return
-        self._last_prune = now
-        removed = self.dedup.prune(older_than=utcnow() - timedelta(days=self.cfg.dedup_window_days))
-        if removed:
-            log.info("dedup window: pruned %d records", removed)
-
     def cycle(self, *, force_all: bool = False) -> CycleReport:
         """One cycle; ``force_all`` polls every feed regardless of schedule (backfill)."""
         m = metrics.get()
@@ -237,7 +226,6 @@ class LocalDriver:
                 self.process_pending(report)
                 if report.processed == before or not force_all:
                     break
-            self.prune()
             m.cycles.labels("ok").inc()
         except Exception as exc:  # one bad cycle must not kill a monitor that runs for months
             log.exception("cycle failed: %s", exc)

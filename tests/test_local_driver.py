@@ -74,6 +74,10 @@ def test_cycle_indexes_new_articles_once_and_counts(tmp_path: Path, registry: Co
     assert get("newsmon_articles_fetched_total", {"outcome": "ok"}) == 2
     assert get("newsmon_index_backlog") == 0
     assert get("newsmon_article_latency_seconds_count") == 2
+    for stage in ("fetch", "extract", "dedup", "topics"):
+        assert get("newsmon_stage_duration_seconds_count", {"stage": stage}) == 2, stage
+    for stage in ("poll", "sink"):
+        assert get("newsmon_stage_duration_seconds_count", {"stage": stage}) >= 1, stage
 
 
 def test_transient_fetch_failure_is_retried_and_permanent_one_falls_back(

@@ -7,6 +7,7 @@ never build a pipeline (``newsmon dedup``, benchmarks) do not import Beam.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Iterator
 from datetime import timedelta
 
@@ -39,14 +40,21 @@ class _DecideCycle(beam.DoFn):  # type: ignore[misc]
         assert self._store is not None
         now = utcnow()
         self._store.prune(older_than=now - timedelta(days=self._window_days))
-        yield from decide_batch(
+        from pipelines import metrics
+
+        stage = metrics.get().stage_seconds.labels("dedup")
+        start = time.perf_counter()
+        for article in decide_batch(
             keyed[1],
             self._store,
             now=now,
             window_days=self._window_days,
             story_window_days=self._story_window_days,
             on_duplicate=_count_duplicate,
-        )
+        ):
+            stage.observe(time.perf_counter() - start)  # this article's decision
+            yield article
+            start = time.perf_counter()
 
     def teardown(self) -> None:
         if self._store is not None:

@@ -298,7 +298,14 @@ class WriteToSinkFn(beam.DoFn):
             return []
         if self._state is not None:
             self._state.to_outbox(batch)
-        return write_batch(self._sink, batch, self._state)
+            return write_batch(self._sink, batch, self._state)
+        # No outbox (streaming runners): fail the bundle so the runner retries it. Safe: the
+        # sink is idempotent on Article.id, so what was already written is not duplicated.
+        acked = write_batch(self._sink, batch, None)
+        if len(acked) < len(batch):
+            missing = len(batch) - len(acked)
+            raise SinkUnavailable(f"{missing} of {len(batch)} articles not acknowledged; the bundle will be retried")
+        return acked
 
     def teardown(self) -> None:
         if self._sink is not None:
@@ -308,13 +315,17 @@ class WriteToSinkFn(beam.DoFn):
 
 
 def write_batch(sink: Sink, batch: list[Article], state: StateStore | None) -> list[str]:
-    """Write one batch, count outcomes, ack what the sink acknowledged. Never raises for sink faults."""
+    """Write one batch, count outcomes, ack what is done in the outbox (if any).
+
+    Returns the ids that are done: stored, or rejected for good and kept in the dead-letter
+    store. Never raises for sink faults; the rest stays in the outbox for the next cycle.
+    """
     m = metrics.get()
     start = time.monotonic()
     try:
         result = sink.write(batch)
     except SinkUnavailable as exc:
-        log.error("sink %s unavailable (%s): %d articles stay in the outbox", sink.name, exc, len(batch))
+        log.error("sink %s unavailable (%s): %d articles not written", sink.name, exc, len(batch))
         m.articles_indexed.labels(sink.name, "failed").inc(len(batch))
         if state is not None:
             state.outbox_failed([a.id for a in batch], error=str(exc))
@@ -341,7 +352,7 @@ def write_batch(sink: Sink, batch: list[Article], state: StateStore | None) -> l
         m.articles_indexed.labels(sink.name, "dead_letter").inc(len(result.dead_lettered))
     if result.retry:
         m.articles_indexed.labels(sink.name, "failed").inc(len(result.retry))
-    return list(result.acknowledged)
+    return done
 
 
 class ProcessArticles(beam.PTransform):

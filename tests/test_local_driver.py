@@ -175,3 +175,30 @@ def test_a_trickling_feed_does_not_hold_up_the_others(tmp_path: Path, registry: 
             assert slow.outcome == "timeout"
         finally:
             driver.close()
+
+
+def test_without_an_outbox_an_unacknowledged_batch_fails_the_bundle(tmp_path: Path, registry: CollectorRegistry) -> None:
+    """Streaming runners have no outbox: the bundle must fail so the runner retries it."""
+    from connectors.sink import SinkUnavailable, WriteResult
+    from pipelines.process import Resources, WriteToSinkFn
+    from transforms.records import Article, utcnow
+
+    class HalfSink:
+        name = "localindex"
+
+        def write(self, articles):  # type: ignore[no-untyped-def]
+            return WriteResult(acknowledged=(articles[0].id,), retry=tuple(a.id for a in articles[1:]))
+
+        def close(self) -> None:
+            pass
+
+    fn = WriteToSinkFn(Resources.from_config(Config(feeds=(), store_dir=tmp_path), use_outbox=False))
+    fn._sink = HalfSink()
+    arts = [Article(id=f"id{i}", url=f"https://contoh.id/{i}", canonical_url=f"https://contoh.id/{i}", source="x",
+                    title="t", text="x", published=None, first_seen=utcnow())
+            for i in range(2)]
+    fn.start_bundle()
+    for a in arts:
+        list(fn.process(a))
+    with pytest.raises(SinkUnavailable, match="1 of 2 articles not acknowledged"):
+        list(fn.finish_bundle())

@@ -94,6 +94,8 @@ class LocalDriver:
         self.stop_event = threading.Event()
         self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="poll")
         self._polling: dict[str, tuple[FeedConfig, Future[Any]]] = {}
+        # this process is the only writer of feed state: read it once, then keep it current
+        self._states = self.state.all_feed_states()
 
     # -- feeds ---------------------------------------------------------------------------------
     def _feeds(self) -> list[FeedConfig]:
@@ -106,7 +108,7 @@ class LocalDriver:
     def due_feeds(self, now: float) -> list[FeedConfig]:
         from connectors.rss import due
 
-        return [f for f in due(self.state.all_feed_states(), self._feeds(), now) if f.id not in self._polling]
+        return [f for f in due(self._states, self._feeds(), now) if f.id not in self._polling]
 
     def poll(self, feeds: Sequence[FeedConfig], report: CycleReport, *, wait: bool = False) -> None:
         """Start polls of ``feeds`` in the background and harvest the polls that have finished.
@@ -116,10 +118,9 @@ class LocalDriver:
         """
         from connectors.rss import poll_feed
 
-        states = self.state.all_feed_states()
         for feed in feeds:
             if feed.id not in self._polling:
-                self._polling[feed.id] = (feed, self._pool.submit(poll_feed, self.http, feed, states.get(feed.id),
+                self._polling[feed.id] = (feed, self._pool.submit(poll_feed, self.http, feed, self._states.get(feed.id),
                                                                   now=self.clock()))
         if wait:
             futures_wait([f for _, f in self._polling.values()])
@@ -137,6 +138,7 @@ class LocalDriver:
             items = self.accept(result.entries, report)
             m.articles_seen.labels(feed.id).inc(len(items))
             self.state.commit_poll(result.state, items)
+            self._states[feed.id] = result.state
 
     def accept(self, entries: Iterable[FeedEntry], report: CycleReport) -> list[PendingItem]:
         """New entries whose canonical URL is not known yet -> PendingItems (URL duplicates counted)."""
@@ -238,7 +240,7 @@ class LocalDriver:
     def seconds_until_due(self) -> float:
         """How long the loop may sleep: until a feed or a retry is due, a poll in flight ends, or 5 s."""
         now = self.clock()
-        states = self.state.all_feed_states()
+        states = self._states
         idle = [f for f in self._feeds() if f.id not in self._polling]
         if any(f.id not in states for f in idle) or self.state.due_pending(now=now, limit=1):
             return 0.0

@@ -159,6 +159,41 @@ def get() -> Metrics:
         return _default
 
 
+_worker_exporter: tuple[str, int] | None = None
+
+
+def serve_worker_metrics(env: dict[str, str] | None = None) -> tuple[str, int] | None:
+    """Start this worker process's exporter, once per process (distributed runners).
+
+    DoFns call it in ``setup``. A worker reads ``NEWSMON_METRICS_HOST`` (default 127.0.0.1;
+    pods set 0.0.0.0) and ``NEWSMON_METRICS_PORT`` (default 9464; 0 disables) from its own
+    environment; if the port is taken (several SDK processes on one host) the next free one of
+    the following 16 is used. Returns (host, port), or None when disabled or nothing was free.
+    """
+    import os
+
+    from prometheus_client import start_http_server
+
+    global _worker_exporter
+    env = dict(os.environ) if env is None else env
+    registry = get().registry
+    with _lock:
+        if _worker_exporter is not None:
+            return _worker_exporter
+        host = env.get("NEWSMON_METRICS_HOST", "127.0.0.1")
+        port = int(env.get("NEWSMON_METRICS_PORT", "9464"))
+        if port == 0:
+            return None
+        for candidate in range(port, port + 17):
+            try:
+                start_http_server(candidate, addr=host, registry=registry)
+            except OSError:
+                continue
+            _worker_exporter = (host, candidate)
+            return _worker_exporter
+        return None
+
+
 def set_default(metrics: Metrics) -> None:
     """Replace the process-wide metrics (tests use a fresh registry)."""
     global _default

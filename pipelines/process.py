@@ -187,6 +187,8 @@ class FetchPages(beam.DoFn):
 
         self._client = HttpClient(self._res.fetch)
         self._pool = fetch_pool()
+        if not self._res.use_outbox:  # a distributed worker: expose this process's metrics
+            metrics.serve_worker_metrics()
 
     def start_bundle(self) -> None:
         self._inflight = []

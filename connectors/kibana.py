@@ -336,6 +336,33 @@ def import_ndjson(
     )
 
 
+def set_default_data_view(
+    config: ElasticsearchConfig, data_view: str, *, force: bool = False, timeout: float = 30.0
+) -> bool:
+    """Make ``data_view`` Kibana's default (``POST /api/data_views/default``), so Discover links
+    without a data view (the NewCoverage alert's) open on newsmon's articles. With ``force=False``
+    a default someone already chose is kept."""
+    if not config.kibana_url:
+        raise KibanaError("no Kibana URL configured (NEWSMON_KIBANA_URL)")
+    url = config.kibana_url.rstrip("/") + "/api/data_views/default"
+    pool = urllib3.PoolManager(
+        cert_reqs="CERT_REQUIRED" if config.verify_certs else "CERT_NONE",
+        ca_certs=config.ca_cert,
+        timeout=urllib3.Timeout(total=timeout),
+    )
+    body = json.dumps({"data_view_id": data_view, "force": force}).encode()
+    try:
+        resp = pool.request("POST", url, body=body, headers={**_headers(config), "Content-Type": "application/json"})
+    except urllib3.exceptions.HTTPError as exc:
+        raise KibanaError(redact(f"cannot reach Kibana at {config.kibana_url}: {exc}", config)) from None
+    if resp.status != 200:
+        raise KibanaError(redact(f"Kibana refused the default data view ({resp.status})", config))
+    try:
+        return bool(json.loads(resp.data or b"{}").get("acknowledged", False))
+    except ValueError:
+        return False
+
+
 def import_saved_objects(
     config: ElasticsearchConfig, files: Sequence[Path], *, overwrite: bool = True
 ) -> ImportReport:

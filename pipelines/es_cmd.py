@@ -57,7 +57,15 @@ def _topic_names(cfg: Config) -> list[str]:
 
 
 def setup_kibana_cmd(args: argparse.Namespace) -> int:
-    from connectors.kibana import KibanaError, import_ndjson, import_saved_objects, saved_objects, to_ndjson
+    from connectors.kibana import (
+        KibanaError,
+        data_view_id,
+        import_ndjson,
+        import_saved_objects,
+        saved_objects,
+        set_default_data_view,
+        to_ndjson,
+    )
 
     cfg = _config(args)
     if not cfg.elasticsearch.kibana_url:
@@ -72,6 +80,10 @@ def setup_kibana_cmd(args: argparse.Namespace) -> int:
             report = import_ndjson(
                 cfg.elasticsearch, to_ndjson(objects).encode("utf-8"), overwrite=not args.no_overwrite
             )
+            if report.ok and not report.errors:
+                view = data_view_id(cfg.elasticsearch.index_prefix)
+                set_default_data_view(cfg.elasticsearch, view)
+                print(f"default data view: {view} (unless another was already the default)")
     except KibanaError as exc:
         print(f"newsmon: {exc}", file=sys.stderr)
         return 1

@@ -94,6 +94,7 @@ class FakeKibana:
         self.received: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
         self.fail_ids: set[str] = set()
+        self.default_requests: list[dict[str, Any]] = []
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -112,6 +113,9 @@ class FakeKibana:
                             "message": "Request must contain a kbn-xsrf header.",
                         },
                     )
+                if self.path == "/api/data_views/default":
+                    fake.default_requests.append(json.loads(body))
+                    return self._send(200, {"acknowledged": True})
                 if not self.path.startswith("/api/saved_objects/_import"):
                     return self._send(404, {"statusCode": 404, "message": "Not Found"})
                 msg = BytesParser(policy=email_policy).parsebytes(
@@ -213,3 +217,17 @@ def test_live_kibana_import() -> None:
     )
     report = import_saved_objects(cfg, NDJSON_FILES)
     assert report.ok, report.describe()
+
+
+def test_setup_kibana_imports_then_sets_the_default_data_view(kibana: FakeKibana, capsys: pytest.CaptureFixture[str],
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipelines.cli import main
+
+    monkeypatch.setenv("NEWSMON_KIBANA_URL", kibana.url)
+    monkeypatch.setenv("NEWSMON_ES_API_KEY", "a2liYW5hLWtleS1zZWNyZXQ=")
+    assert main(["setup", "kibana"]) == 0
+    out = capsys.readouterr().out
+    assert {o["id"] for o in kibana.received} >= {"newsmon-articles", "newsmon-topic-russia-dprk", "newsmon-overview"}
+    assert kibana.default_requests == [{"data_view_id": "newsmon-articles", "force": False}]
+    assert all("kbn-xsrf" in h for h in kibana.headers)
+    assert "default data view: newsmon-articles" in out and "a2liYW5hLWtleS1zZWNyZXQ=" not in out

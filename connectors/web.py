@@ -439,7 +439,8 @@ class HttpClient:
                 kind="http_error", transient=False, url=url,
             )
         except FetchError as exc:
-            log.warning("fetch failed (%s%s): %s", exc.kind, ", transient" if exc.transient else "", exc)
+            # the caller (feed poll or page fetch) logs the failure with its own context
+            log.debug("fetch failed (%s%s): %s", exc.kind, ", transient" if exc.transient else "", exc)
             raise
 
     # -- one request, no redirect handling

@@ -132,8 +132,7 @@ class LocalDriver:
             result = future.result()  # poll_feed never raises; it counted the poll's own metrics
             m.stage_seconds.labels("poll").observe(result.elapsed)
             report.polled += 1
-            if result.error is not None:
-                log.warning("feed %s: %s: %s", feed.id, result.outcome, result.error)
+            if result.error is not None:  # poll_feed logged it
                 report.errors.append(f"{feed.id}: {result.outcome}")
             items = self.accept(result.entries, report)
             m.articles_seen.labels(feed.id).inc(len(items))

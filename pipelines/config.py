@@ -48,7 +48,7 @@ class FetchConfig:
     connect_timeout: float = 10.0
     max_bytes: int = 5 * 1024 * 1024
     max_redirects: int = 5
-    user_agent: str = "newsmon/0.1 (+https://github.com/newsmon/newsmon; news monitoring)"
+    user_agent: str = "newsmon/0.1 (Indonesian news monitoring; set fetch.user_agent to add your contact)"
     allow_hosts: tuple[str, ...] = ()  # hosts/IPs let through the private-address block
     per_host_concurrency: int = 2
     per_host_min_spacing: float = 1.0  # seconds between request starts to one host

@@ -96,19 +96,22 @@ class LocalDriver:
         self._polling: dict[str, tuple[FeedConfig, Future[Any]]] = {}
         # this process is the only writer of feed state: read it once, then keep it current
         self._states = self.state.all_feed_states()
+        self.feeds = self._effective_feeds(cfg)
 
     # -- feeds ---------------------------------------------------------------------------------
-    def _feeds(self) -> list[FeedConfig]:
-        feeds = list(self.cfg.enabled_feeds)
-        if self.cfg.poll_interval is not None:
-            fixed = self.cfg.poll_interval
+    @staticmethod
+    def _effective_feeds(cfg: Config) -> list[FeedConfig]:
+        """Enabled feeds; ``--poll-interval`` pins every feed's interval bounds."""
+        feeds = list(cfg.enabled_feeds)
+        if cfg.poll_interval is not None:
+            fixed = cfg.poll_interval
             feeds = [dataclasses.replace(f, min_interval=fixed, max_interval=fixed) for f in feeds]
         return feeds
 
     def due_feeds(self, now: float) -> list[FeedConfig]:
         from connectors.rss import due
 
-        return [f for f in due(self._states, self._feeds(), now) if f.id not in self._polling]
+        return [f for f in due(self._states, self.feeds, now) if f.id not in self._polling]
 
     def poll(self, feeds: Sequence[FeedConfig], report: CycleReport, *, wait: bool = False) -> None:
         """Start polls of ``feeds`` in the background and harvest the polls that have finished.
@@ -191,17 +194,18 @@ class LocalDriver:
         m = metrics.get()
         log.error("cycle of %d entries failed (%s): isolating", len(items), _short(exc))
         acked: list[str] = []
-        for item in items if len(items) > 1 else []:
-            try:
-                acked += run_bounded([item], self.resources, self.state)
-                continue
-            except Exception as single:
-                exc = single
-            self._give_up_or_defer(item, exc, report)
-            m.articles_failed.labels("pipeline", type(exc).__name__).inc()
+        failures: list[tuple[PendingItem, Exception]] = []
         if len(items) == 1:
-            self._give_up_or_defer(items[0], exc, report)
-            m.articles_failed.labels("pipeline", type(exc).__name__).inc()
+            failures.append((items[0], exc))
+        else:
+            for item in items:
+                try:
+                    acked += run_bounded([item], self.resources, self.state)
+                except Exception as single:
+                    failures.append((item, single))
+        for item, error in failures:
+            self._give_up_or_defer(item, error, report)
+            m.articles_failed.labels("pipeline", type(error).__name__).inc()
         return acked
 
     def _give_up_or_defer(self, item: PendingItem, exc: Exception, report: CycleReport) -> None:
@@ -218,7 +222,7 @@ class LocalDriver:
         m = metrics.get()
         report = CycleReport()
         try:
-            feeds = self._feeds() if force_all else self.due_feeds(self.clock())
+            feeds = self.feeds if force_all else self.due_feeds(self.clock())
             self.poll(feeds, report, wait=force_all)
             if not self.stop_event.is_set():
                 self.resend_outbox(report)
@@ -240,14 +244,14 @@ class LocalDriver:
         """How long the loop may sleep: until a feed or a retry is due, a poll in flight ends, or 5 s."""
         now = self.clock()
         states = self._states
-        idle = [f for f in self._feeds() if f.id not in self._polling]
+        idle = [f for f in self.feeds if f.id not in self._polling]
         if any(f.id not in states for f in idle) or self.state.due_pending(now=now, limit=1):
             return 0.0
         cap = POLL_HARVEST_SECONDS if self._polling else IDLE_SLEEP_CAP
         return max(0.0, min([cap, *(states[f.id].next_poll_at - now for f in idle)]))
 
     def run_forever(self) -> None:
-        log.info("newsmon: %d feeds, store %s", len(self._feeds()), self.cfg.store_dir)
+        log.info("newsmon: %d feeds, store %s", len(self.feeds), self.cfg.store_dir)
         while not self.stop_event.is_set():
             report = self.cycle()
             if report.accepted or report.acknowledged or report.errors:

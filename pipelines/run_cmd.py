@@ -152,7 +152,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     driver = LocalDriver(cfg)
     report = CycleReport()
     try:
-        driver.poll(driver._feeds(), report, wait=True)
+        driver.poll(driver.feeds, report, wait=True)
         now = utcnow()
         entries = [
             FeedEntry(

@@ -11,7 +11,6 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -229,8 +228,7 @@ def cmd_feeds_check(args: argparse.Namespace) -> int:
                 conditional = "no ETag/Last-Modified"
             if first.error is not None:
                 failures += 1
-            status = first.outcome if first.error is None else f"{first.outcome}"
-            print(f"{feed.id:<32} {status:<16} {first.items:>5} {first.elapsed:>6.2f}s  {conditional}")
+            print(f"{feed.id:<32} {first.outcome:<16} {first.items:>5} {first.elapsed:>6.2f}s  {conditional}")
             if first.error:
                 print(f"{'':<32} {first.error}")
     finally:
@@ -341,4 +339,4 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=cmd_status)
 
 
-__all__: Sequence[str] = ["register", "config_from_args"]
+__all__ = ["register", "config_from_args"]

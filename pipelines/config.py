@@ -71,6 +71,23 @@ class ElasticsearchConfig:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class AlertsConfig:
+    """Article alerts pushed to Alertmanager (``connectors/alertmanager.py``); off without URLs."""
+
+    urls: tuple[str, ...] = ()  # Alertmanager base URLs (every instance of an HA cluster)
+    topics: tuple[str, ...] = ()  # watched topics; empty = every topic
+    max_age: float = 6 * 3600.0  # seconds; older articles (by published time) never alert
+    resolve_after: float = 240.0  # seconds; endsAt = post time + this (keep below group_interval)
+    expire_after: float = 3600.0  # seconds; an alert not delivered by then is dropped
+    queue_max: int = 10000  # alerts kept on disk while Alertmanager is unreachable
+    timeout: float = 5.0  # seconds per POST
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.urls)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Config:
     feeds: tuple[FeedConfig, ...]
     store_dir: Path = Path("newsmon-data")
@@ -82,6 +99,7 @@ class Config:
     metrics_host: str = "127.0.0.1"
     metrics_port: int = 9464  # 0 disables the exporter
     max_attempts: int = 5  # fetch attempts per article before falling back to the feed text
+    alerts: AlertsConfig = AlertsConfig()
     source: str = "<defaults>"
 
     def replace(self, **changes: Any) -> Config:
@@ -148,7 +166,7 @@ def parse_feed(source: str, key: str, raw: Any) -> FeedConfig:
     return FeedConfig(url=url, id=fid, name=name, min_interval=min_i, max_interval=max_i, enabled=enabled)
 
 
-_TOP_KEYS = {"feeds", "store_dir", "topics_dir", "dedup_window_days", "fetch", "elasticsearch", "metrics", "max_attempts"}
+_TOP_KEYS = {"feeds", "store_dir", "topics_dir", "dedup_window_days", "fetch", "elasticsearch", "metrics", "max_attempts", "alerts"}
 
 
 def parse_config(raw: Any, *, source: str, base: Config | None = None) -> Config:
@@ -199,7 +217,21 @@ def parse_config(raw: Any, *, source: str, base: Config | None = None) -> Config
             changes["metrics_host"] = str(m["host"])
         if "port" in m:
             changes["metrics_port"] = int(_number(source, "metrics.port", m["port"], minimum=0))
+    if "alerts" in raw:
+        changes["alerts"] = _parse_alerts(source, raw["alerts"], cfg.alerts)
     return dataclasses.replace(cfg, **changes)
+
+
+def _parse_alerts(source: str, raw: Any, current: AlertsConfig) -> AlertsConfig:
+    alerts = dict(raw or {}) if isinstance(raw, Mapping) or raw is None else raw
+    if isinstance(alerts, Mapping) and isinstance(alerts.get("urls"), str):
+        alerts["urls"] = [alerts["urls"]]
+    parsed = _parse_section(source, "alerts", alerts, current)
+    for i, url in enumerate(parsed.urls):
+        _check_url(source, f"alerts.urls[{i}]", url)
+    if parsed.queue_max < 1:
+        raise ConfigError(source, "alerts.queue_max", f"must be >= 1, got {parsed.queue_max}")
+    return parsed
 
 
 def _parse_section(source: str, name: str, raw: Any, current: Any) -> Any:
@@ -274,6 +306,11 @@ def from_environment(cfg: Config, env: Mapping[str, str]) -> Config:
     if env.get("NEWSMON_ES_VERIFY_CERTS", "").lower() in ("0", "false", "no"):
         es_changes["verify_certs"] = False
     changes: dict[str, Any] = {}
+    if env.get("NEWSMON_ALERTMANAGER_URL"):
+        urls = tuple(u.strip() for u in env["NEWSMON_ALERTMANAGER_URL"].split(",") if u.strip())
+        for i, url in enumerate(urls):
+            _check_url("environment", f"NEWSMON_ALERTMANAGER_URL[{i}]", url)
+        changes["alerts"] = dataclasses.replace(cfg.alerts, urls=urls)
     if es_changes:
         changes["elasticsearch"] = dataclasses.replace(es, **es_changes)
     if env.get("NEWSMON_STORE"):

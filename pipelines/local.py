@@ -97,6 +97,8 @@ class LocalDriver:
         # this process is the only writer of feed state: read it once, then keep it current
         self._states = self.state.all_feed_states()
         self.feeds = self._effective_feeds(cfg)
+        self.alert_hook = self.resources.open_alert_hook()  # article alerts: remember only, until run_forever
+        self.alert_sender: Any = None
 
     # -- feeds ---------------------------------------------------------------------------------
     @staticmethod
@@ -168,7 +170,7 @@ class LocalDriver:
             return
         sink = self.resources.open_sink()
         try:
-            acked = write_batch(sink, batch, self.state)
+            acked = write_batch(sink, batch, self.state, on_acknowledged=self.alert_hook)
         finally:
             sink.close()
         report.resent += len(acked)
@@ -250,8 +252,21 @@ class LocalDriver:
         cap = POLL_HARVEST_SECONDS if self._polling else IDLE_SLEEP_CAP
         return max(0.0, min([cap, *(states[f.id].next_poll_at - now for f in idle)]))
 
+    def start_alerts(self) -> None:
+        """Article alerts (``run`` only; a backfill remembers stories but sends nothing)."""
+        if self.alert_hook is None:
+            return
+        from connectors.alertmanager import AlertSender
+
+        self.alert_hook.close()
+        self.resources = dataclasses.replace(self.resources, send_alerts=True)
+        self.alert_hook = self.resources.open_alert_hook()
+        self.alert_sender = AlertSender(self.cfg.alerts, self.cfg.store_dir).start()
+        metrics.get().article_alerts_enabled.set(1)
+
     def run_forever(self) -> None:
         log.info("newsmon: %d feeds, store %s", len(self.feeds), self.cfg.store_dir)
+        self.start_alerts()
         while not self.stop_event.is_set():
             report = self.cycle()
             if report.accepted or report.acknowledged or report.errors:
@@ -264,6 +279,10 @@ class LocalDriver:
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+        if self.alert_sender is not None:
+            self.alert_sender.stop()
+        if self.alert_hook is not None:
+            self.alert_hook.close()
         self.http.close()
         self.dedup_close()
         self.state.close()

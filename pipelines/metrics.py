@@ -38,6 +38,7 @@ FETCH_OUTCOMES = ("ok", "http_error", "timeout", "connection_error", "too_large"
 EXTRACT_OUTCOMES = ("ok", "feed_fallback", "error")
 DUPLICATE_KINDS = ("url", "exact", "near")
 INDEX_OUTCOMES = ("indexed", "updated", "failed", "dead_letter")
+ALERT_OUTCOMES = ("sent", "failed", "expired", "dropped", "too_old", "repeat")
 STAGES = ("poll", "fetch", "extract", "dedup", "topics", "sink")
 
 
@@ -118,6 +119,19 @@ class Metrics:
             registry=r,
         )
 
+        self.alerts_sent = Counter(
+            "newsmon_alerts_sent",
+            "Article alerts for Alertmanager by outcome: sent, failed (attempts), expired, dropped, "
+            "too_old and repeat (not sent).",
+            ["outcome"],
+            registry=r,
+        )
+        self.article_alerts_enabled = Gauge(
+            "newsmon_article_alerts_enabled",
+            "1 while this process sends NewArticle alerts to Alertmanager (NewCoverage then stays quiet).",
+            registry=r,
+        )
+
     def init_series(self, *, feeds: Iterable[str], topics: Iterable[str], sink: str) -> None:
         """Create every configured series at 0 so alerts and dashboards see them from start-up."""
         for feed in feeds:
@@ -144,6 +158,8 @@ class Metrics:
             self.stage_seconds.labels(stage)
         for outcome in ("ok", "error"):
             self.cycles.labels(outcome)
+        for outcome in ALERT_OUTCOMES:
+            self.alerts_sent.labels(outcome)
 
 
 _lock = threading.Lock()

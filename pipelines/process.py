@@ -35,7 +35,7 @@ from apache_beam import pvalue
 from connectors.sink import Sink, SinkUnavailable
 from connectors.statestore import PendingItem, StateStore
 from pipelines import metrics
-from pipelines.config import Config, ElasticsearchConfig, FetchConfig, from_environment
+from pipelines.config import AlertsConfig, Config, ElasticsearchConfig, FetchConfig, from_environment
 from transforms.records import Article, utcnow
 
 log = logging.getLogger(__name__)
@@ -54,6 +54,8 @@ class Resources:
     dedup_window_days: float
     max_attempts: int
     use_outbox: bool = True  # local driver: durable outbox in the state store
+    alerts: AlertsConfig = AlertsConfig()  # article alerts (local driver only)
+    send_alerts: bool = False  # False: remember announced stories without sending (backfill)
 
     @classmethod
     def from_config(cls, cfg: Config, *, use_outbox: bool = True) -> Resources:
@@ -71,6 +73,7 @@ class Resources:
             dedup_window_days=cfg.dedup_window_days,
             max_attempts=cfg.max_attempts,
             use_outbox=use_outbox,
+            alerts=cfg.alerts if use_outbox else AlertsConfig(),
         )
 
     @property
@@ -96,6 +99,15 @@ class Resources:
         if not self.use_outbox and es.enabled:  # a distributed worker: secrets from its environment
             es = from_environment(Config(feeds=(), elasticsearch=es), os.environ).elasticsearch
         return open_sink(es, Path(self.store_dir))
+
+    def open_alert_hook(self) -> Any:
+        """The ``on_acknowledged`` hook of ``write_batch`` (article alerts), or None when off."""
+        if not (self.alerts.enabled and self.use_outbox):
+            return None
+        from connectors.alertmanager import AlertNotifier
+
+        kibana = self.elasticsearch.kibana_url if self.elasticsearch.enabled else None
+        return AlertNotifier(self.alerts, self.store_dir, kibana_url=kibana, record_only=not self.send_alerts)
 
 
 def open_sink(es: ElasticsearchConfig, store_dir: Path) -> Any:
@@ -274,9 +286,11 @@ class WriteToSinkFn(beam.DoFn):
         self._sink: Any = None
         self._state: StateStore | None = None
         self._buffer: list[Article] = []
+        self._on_ack: Any = None
 
     def setup(self) -> None:
         self._sink = self._res.open_sink()
+        self._on_ack = self._res.open_alert_hook()
         if self._res.use_outbox:
             self._state = self._res.open_state()
 
@@ -300,7 +314,7 @@ class WriteToSinkFn(beam.DoFn):
             return []
         if self._state is not None:
             self._state.to_outbox(batch)
-            return write_batch(self._sink, batch, self._state)
+            return write_batch(self._sink, batch, self._state, on_acknowledged=self._on_ack)
         # No outbox (streaming runners): fail the bundle so the runner retries it. Safe: the
         # sink is idempotent on Article.id, so what was already written is not duplicated.
         acked = write_batch(self._sink, batch, None)
@@ -312,11 +326,19 @@ class WriteToSinkFn(beam.DoFn):
     def teardown(self) -> None:
         if self._sink is not None:
             self._sink.close()
+        if self._on_ack is not None:
+            self._on_ack.close()
         if self._state is not None:
             self._state.close()
 
 
-def write_batch(sink: Sink, batch: list[Article], state: StateStore | None) -> list[str]:
+def write_batch(
+    sink: Sink,
+    batch: list[Article],
+    state: StateStore | None,
+    *,
+    on_acknowledged: Callable[[list[Article]], None] | None = None,
+) -> list[str]:
     """Write one batch, count outcomes, ack what is done in the outbox (if any).
 
     Returns the ids that are done: stored, or rejected for good and kept in the dead-letter
@@ -335,6 +357,9 @@ def write_batch(sink: Sink, batch: list[Article], state: StateStore | None) -> l
     finally:
         m.stage_seconds.labels("sink").observe(time.monotonic() - start)
     done = list(result.acknowledged) + list(result.dead_lettered)
+    if on_acknowledged is not None:  # article alerts, before the ack: a crash re-offers, never loses
+        acked_ids = set(result.acknowledged)
+        on_acknowledged([a for a in batch if a.id in acked_ids])
     if state is not None:
         state.ack(done)
         if result.retry:

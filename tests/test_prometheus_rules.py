@@ -38,6 +38,7 @@ EXPECTED_ALERTS = {
     "PipelineDown",
     "IndexingErrors",
     "DeadLetters",
+    "AlertDeliveryFailing",
 }
 
 

@@ -323,12 +323,14 @@ def _wait_ready(server: ServerProcess, path: str, timeout: float) -> None:
 
 
 def _start(
-    name: str, argv_for_port: Callable[[int], list[str]], workdir: Path, ready_path: str
+    name: str, argv_for_port: Callable[[int], list[str]], workdir: Path, ready_path: str, port: int | None = None
 ) -> ServerProcess:
-    """Start a server on a free port; retry on another port if the first was taken meanwhile."""
+    """Start a server on a free port (or on ``port``, once); retry on another port if the first
+    was taken meanwhile."""
     last: Exception | None = None
-    for attempt in range(3):
-        port = free_port()
+    fixed = port
+    for attempt in range(1 if fixed else 3):
+        port = fixed or free_port()
         log_path = workdir / f"{name}-{attempt}.log"
         log = open(log_path, "wb")  # noqa: SIM115 (closed in ServerProcess.stop)
         proc = subprocess.Popen(argv_for_port(port), stdout=log, stderr=subprocess.STDOUT, cwd=workdir)
@@ -364,7 +366,7 @@ def start_prometheus(config: dict[str, Any], workdir: Path) -> ServerProcess:
     )
 
 
-def start_alertmanager(config: dict[str, Any], workdir: Path) -> ServerProcess:
+def start_alertmanager(config: dict[str, Any], workdir: Path, port: int | None = None) -> ServerProcess:
     binary = require_binaries("alertmanager")["alertmanager"]
     workdir.mkdir(parents=True, exist_ok=True)
     config_path = workdir / "alertmanager.yml"
@@ -382,6 +384,7 @@ def start_alertmanager(config: dict[str, Any], workdir: Path) -> ServerProcess:
         ],
         workdir,
         "/-/ready",
+        port,
     )
 
 
@@ -470,3 +473,57 @@ class PromStack:
             if server is not None:
                 parts.append(f"--- {server.name}\n{server.log()[-3000:]}")
         return "\n".join(parts)
+
+
+class AlertmanagerStack:
+    """Webhook receiver + Alertmanager alone, for alerts that newsmon posts itself (NewArticle).
+
+    ``stop_alertmanager``/``start_alertmanager`` take Alertmanager down and bring it back on
+    the same port with the same storage, as an outage would.
+
+    >>> with AlertmanagerStack(tmp_path) as stack:
+    ...     run newsmon with NEWSMON_ALERTMANAGER_URL=stack.url
+    ...     stack.webhook.wait_for(lambda n: n.has_alert("NewArticle", topic="x"), 60)
+    """
+
+    def __init__(self, workdir: Path, *, group_wait: str = "1s") -> None:
+        require_binaries("alertmanager")
+        self.workdir = workdir
+        self.group_wait = group_wait
+        self.webhook = WebhookReceiver()
+        self.alertmanager: ServerProcess | None = None
+        self.port: int | None = None
+
+    @property
+    def url(self) -> str:
+        assert self.port is not None
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> Self:
+        try:
+            self.webhook.start()
+            self.start_alertmanager()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def start_alertmanager(self) -> None:
+        config = alertmanager_test_config(webhook=self.webhook, group_wait=self.group_wait)
+        self.alertmanager = start_alertmanager(config, self.workdir / "alertmanager", port=self.port)
+        self.port = self.alertmanager.port
+
+    def stop_alertmanager(self) -> None:
+        if self.alertmanager is not None:
+            self.alertmanager.stop()
+            self.alertmanager = None
+
+    def close(self) -> None:
+        self.stop_alertmanager()
+        self.webhook.stop()
+
+    def logs(self) -> str:
+        return "" if self.alertmanager is None else f"--- alertmanager\n{self.alertmanager.log()[-3000:]}"

@@ -368,7 +368,9 @@ class AlertNotifier:
 
 
 class DeliveryError(Exception):
-    pass
+    def __init__(self, message: str, *, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.permanent = permanent  # Alertmanager rejected the alerts themselves (4xx but 429)
 
 
 def post_alerts(url: str, alerts: Sequence[Mapping[str, Any]], *, timeout: float) -> None:
@@ -383,7 +385,8 @@ def post_alerts(url: str, alerts: Sequence[Mapping[str, Any]], *, timeout: float
             response.read()
     except urllib.error.HTTPError as exc:
         detail = exc.read()[:200].decode("utf-8", "replace").strip()
-        raise DeliveryError(f"{_safe(url)}: HTTP {exc.code} {detail}") from None
+        permanent = 400 <= exc.code < 500 and exc.code not in (404, 408, 429)
+        raise DeliveryError(f"{_safe(url)}: HTTP {exc.code} {detail}", permanent=permanent) from None
     except (OSError, ValueError) as exc:
         raise DeliveryError(f"{_safe(url)}: {getattr(exc, 'reason', None) or exc}") from None
 
@@ -442,17 +445,30 @@ class AlertSender:
             batch = self.store.due(now)
             if not batch:
                 break
-            if not self._deliver(batch):
-                self.store.retry_later(batch, self.clock())
-                m.alerts_sent.labels("failed").inc(len(batch))
+            result = self._deliver(batch)
+            if result == "rejected" and len(batch) > 1:  # find the bad alert(s), one by one
+                for item in batch:
+                    self._settle([item], self._deliver([item]))
+            else:
+                self._settle(batch, result)
+            if result == "failed":
                 break
-            self.store.delivered(item.seq for item in batch)
-            m.alerts_sent.labels("sent").inc(len(batch))
             now = self.clock()
         nxt = self.store.next_due()
         return 1.0 if nxt is None else max(0.05, min(1.0, nxt - self.clock()))
 
-    def _deliver(self, batch: Sequence[Queued]) -> bool:
+    def _settle(self, batch: Sequence[Queued], result: str) -> None:
+        m = metrics.get()
+        if result == "failed":
+            self.store.retry_later(batch, self.clock())
+            m.alerts_sent.labels("failed").inc(len(batch))
+            return
+        self.store.delivered(item.seq for item in batch)
+        m.alerts_sent.labels("sent" if result == "sent" else "dropped").inc(len(batch))
+
+    def _deliver(self, batch: Sequence[Queued]) -> str:
+        """``sent`` (one Alertmanager accepted), ``rejected`` (refused as invalid: retrying cannot
+        help) or ``failed`` (unreachable, 5xx, 429: retry later)."""
         ends = dt_to_str(datetime.fromtimestamp(self.clock() + self.cfg.resolve_after, timezone.utc))
         alerts = []
         for item in batch:
@@ -462,25 +478,28 @@ class AlertSender:
             alert["annotations"] = annotations
             alert["endsAt"] = ends
             alerts.append(alert)
-        errors = []
+        errors: list[DeliveryError] = []
         for url in self.cfg.urls:
             try:
                 post_alerts(url, alerts, timeout=self.cfg.timeout)
             except DeliveryError as exc:
-                errors.append(str(exc))
+                errors.append(exc)
         ok = len(errors) < len(self.cfg.urls)
+        if not ok and all(e.permanent for e in errors):
+            log.error("article alerts: Alertmanager rejected %d alert(s): %s", len(batch), "; ".join(map(str, errors)))
+            return "rejected"
         if not ok:
             if self._failing_since is None:
                 self._failing_since = self.clock()
-                log.error("article alerts: Alertmanager unreachable (%s); %d alerts wait on disk", "; ".join(errors),
-                          self.store.size())
+                log.error("article alerts: Alertmanager unreachable (%s); %d alerts wait on disk",
+                          "; ".join(map(str, errors)), self.store.size())
         else:
             if self._failing_since is not None:
                 log.info("article alerts: Alertmanager reachable again after %.0f s", self.clock() - self._failing_since)
                 self._failing_since = None
             for error in errors:
                 log.warning("article alerts: one Alertmanager failed: %s", error)
-        return ok
+        return "sent" if ok else "failed"
 
 
 __all__ = [

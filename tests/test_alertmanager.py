@@ -196,15 +196,20 @@ class FakeAlertmanager:
         self.posts: list[list[dict[str, Any]]] = []
         self.status = 200
         self.delay = 0.0
+        self.reject_url: str | None = None  # answer 400 to any post carrying this article URL
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 time.sleep(owner.delay)
-                if owner.status == 200 and self.path == "/api/v2/alerts":
-                    owner.posts.append(json.loads(body))
-                self.send_response(owner.status if self.path == "/api/v2/alerts" else 404)
+                alerts = json.loads(body)
+                status = owner.status if self.path == "/api/v2/alerts" else 404
+                if owner.reject_url and any(a["annotations"].get("url") == owner.reject_url for a in alerts):
+                    status = 400
+                if status == 200:
+                    owner.posts.append(alerts)
+                self.send_response(status)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
@@ -288,6 +293,21 @@ def test_one_of_two_alertmanagers_down_still_delivers(tmp_path: Path, fake_am: F
     sender = AlertSender(cfg, tmp_path, clock=lambda: NOW.timestamp())
     sender.send_due()
     assert len(fake_am.posts) == 1 and sender.store.size() == 0
+
+
+def test_an_alert_alertmanager_rejects_is_dropped_and_the_rest_delivered(
+    tmp_path: Path, fake_am: FakeAlertmanager, fresh_metrics: metrics.Metrics
+) -> None:
+    cfg = AlertsConfig(urls=(fake_am.url,))
+    arts = [article(i, story=f"s{i}") for i in range(3)]
+    _queue(tmp_path, cfg, *arts)
+    fake_am.reject_url = arts[1].url
+    sender = AlertSender(cfg, tmp_path, clock=lambda: NOW.timestamp())
+    sender.send_due()
+    delivered = [a["annotations"]["url"] for post in fake_am.posts for a in post]
+    assert delivered == [arts[0].url, arts[2].url]
+    assert outcome(fresh_metrics, "dropped") == 1 and outcome(fresh_metrics, "sent") == 2
+    assert outcome(fresh_metrics, "failed") == 0 and sender.store.size() == 0
 
 
 def test_sender_thread_wakes_on_new_alerts_and_stops_while_alertmanager_hangs(

@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from connectors.alertmanager import AlertStore
 from tests.e2e import env, search, start_run, stop, wait_for
 from tests.localserver import LocalServer
 from tests.newssite import NewsSite, seed_stories
@@ -128,6 +129,12 @@ def test_article_alerts_end_to_end(tmp_path: Path) -> None:
             wait_for(lambda: polls() >= before + 2, timeout=60, what="polls after the restart")
             time.sleep(QUIET)
             assert len(_new_article_notifications(stack)) == 1, stack.webhook.notifications()
+            memory = AlertStore.in_store(store)
+            try:  # what newsmon remembers having announced, across the restart
+                assert ("russia-dprk", alert["labels"]["story_id"]) in {(t, s) for t, s, _ in memory.announced()}
+                assert memory.size() == 0  # nothing left to send
+            finally:
+                memory.close()
 
             # 4. Alertmanager down: newsmon keeps indexing, the alert waits and arrives later
             stack.stop_alertmanager()

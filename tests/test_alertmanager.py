@@ -402,3 +402,59 @@ def test_alerts_configuration_from_yaml_and_environment() -> None:
 def test_alert_outcome_series_exist_at_zero(fresh_metrics: metrics.Metrics) -> None:
     for name in ("sent", "failed", "expired", "dropped", "too_old", "repeat"):
         assert fresh_metrics.registry.get_sample_value("newsmon_alerts_sent_total", {"outcome": name}) == 0.0
+
+
+# --------------------------------------------------------------------------- the local driver
+
+
+def _driver(tmp_path: Path, feed_url: str, am_url: str) -> Any:
+    import dataclasses
+
+    from pipelines.config import Config, FeedConfig, FetchConfig
+    from pipelines.local import LocalDriver
+
+    cfg = Config(
+        feeds=(FeedConfig(url=feed_url, id="uji", name="Kabar Uji", min_interval=1, max_interval=1),),
+        store_dir=tmp_path / "store",
+        fetch=dataclasses.replace(FetchConfig(allow_hosts=("127.0.0.1",), per_host_min_spacing=0.0, timeout=5.0)),
+        metrics_port=0,
+        alerts=AlertsConfig(urls=(am_url,)),
+    )
+    return LocalDriver(cfg)
+
+
+def test_driver_backfill_remembers_and_run_sends_including_outbox_resends(
+    tmp_path: Path, fake_am: FakeAlertmanager, fresh_metrics: metrics.Metrics
+) -> None:
+    from pipelines.local import CycleReport
+    from tests.localserver import LocalServer
+    from tests.newssite import NewsSite
+    from tests.test_alerts_e2e import NATO_TEXT, NATO_TITLE, RUSSIA_DPRK_TEXT, RUSSIA_DPRK_TITLE
+
+    with LocalServer() as server:
+        site = NewsSite(server)
+        site.publish(RUSSIA_DPRK_TITLE, RUSSIA_DPRK_TEXT)
+        driver = _driver(tmp_path, site.feed_url, fake_am.url)
+        try:
+            assert driver.cycle(force_all=True).acknowledged == 1  # like a backfill: no sender
+            memory = AlertStore.in_store(tmp_path / "store")
+            assert [t for t, _, _ in memory.announced()] == ["russia-dprk"] and memory.size() == 0
+            driver.start_alerts()
+            assert fresh_metrics.registry.get_sample_value("newsmon_article_alerts_enabled") == 1
+            site.publish(NATO_TITLE, NATO_TEXT)
+            assert driver.cycle(force_all=True).acknowledged == 1
+            # an article acknowledged later, from the outbox (e.g. after an Elasticsearch outage)
+            late = article(9, story="outbox-story", published=datetime.now(timezone.utc))
+            driver.state.to_outbox([late])
+            report = CycleReport()
+            driver.resend_outbox(report)
+            assert report.resent == 1
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and memory.size():  # the sender empties the queue
+                time.sleep(0.05)
+            headlines = sorted(a["annotations"]["headline"] for post in fake_am.posts for a in post)
+            assert RUSSIA_DPRK_TITLE not in headlines  # remembered during the backfill
+            assert NATO_TITLE in headlines and late.title in headlines
+            memory.close()
+        finally:
+            driver.close()

@@ -92,6 +92,8 @@ def setup_logging(verbosity: int) -> None:
         logging.getLogger("apache_beam").setLevel(logging.WARNING)
     for handler in logging.getLogger().handlers:  # Beam's GCP extras are not installed, and need not be
         handler.addFilter(lambda record: not record.getMessage().startswith("apitools not found"))
+    # ... and Beam logs that on the root logger itself when a command imports it late (dedup)
+    logging.getLogger().addFilter(lambda record: not record.getMessage().startswith("apitools not found"))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

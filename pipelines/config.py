@@ -80,7 +80,7 @@ class Config:
     fetch: FetchConfig = FetchConfig()
     elasticsearch: ElasticsearchConfig = ElasticsearchConfig()
     metrics_host: str = "127.0.0.1"
-    metrics_port: int = 9464  # 0 disables the exporter
+    metrics_port: int = 9464  # 0: any free port (recorded in the store's lock file for `status`)
     max_attempts: int = 5  # fetch attempts per article before falling back to the feed text
     source: str = "<defaults>"
 

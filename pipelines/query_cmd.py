@@ -7,33 +7,44 @@ never a new, empty store.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
+import tempfile
 import time
+from pathlib import Path
 from typing import Any, NoReturn
 
 from pipelines.cli import positive_int
+from pipelines.config import Config
 from pipelines.run_cmd import add_config_options, config_from_args
 
 SEARCH_DASH_HINT = (
-    "a query word starting with '-' (an exclusion) looks like an option to the shell parser: "
-    "put the query after --, as in  newsmon search -- banjir -jokowi  (or quote it: \"banjir -jokowi\")"
+    "hint: a query word starting with '-' (an exclusion) reads as an option here; put the query after --, "
+    "as in  newsmon search -- banjir -jokowi  (or quote the whole query:  newsmon search \"banjir -jokowi\")"
 )
 
 
 # -- search ------------------------------------------------------------------------------------
 def cmd_search(args: argparse.Namespace) -> int:
-    from connectors.localindex import INDEX_FILE, LocalIndex, QueryError
+    cfg = config_from_args(args)
+    query = " ".join(args.query)
+    with contextlib.ExitStack() as stack:
+        return _search(cfg, args, query, stack)
+
+
+def _search(cfg: Config, args: argparse.Namespace, query: str, stack: contextlib.ExitStack) -> int:
+    from connectors.localindex import INDEX_FILE, LocalIndex
     from connectors.statestore import ensure_store_dir
     from pipelines.process import open_sink
 
-    cfg = config_from_args(args)
-    query = " ".join(args.query)
     if cfg.elasticsearch.enabled:
-        sink = open_sink(cfg.elasticsearch, cfg.store_dir)
+        # the ES sink opens a dead-letter store; a search never writes one, so keep it out of --store
+        scratch = stack.enter_context(tempfile.TemporaryDirectory(prefix="newsmon-search-"))
+        sink = open_sink(cfg.elasticsearch, Path(scratch))
     else:
         store = ensure_store_dir(cfg.store_dir, create=False)
-        if not (store / INDEX_FILE).exists() and (store / "state.sqlite").exists():
+        if not (store / INDEX_FILE).exists():  # e.g. `run` has just started
             if not args.json:  # --json: no lines, like any empty result
                 print(f"no results (nothing is indexed in {store} yet)")
             return 0
@@ -41,7 +52,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     try:
         try:
             hits = sink.search(query, limit=args.limit, include_duplicates=args.all)
-        except (QueryError, ValueError) as exc:
+        except ValueError as exc:  # QueryError, or a query the sink cannot parse
             print(f"newsmon: {exc}", file=sys.stderr)
             return 2
     finally:
@@ -116,6 +127,9 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"process: {owner.describe()}; metrics read from {url}")
     elif held and owner is not None:
         print(f"process: {owner.describe()}; it serves no metrics, so topic counts are unknown")
+        return 0
+    elif held:
+        print("process: a newsmon process holds this store but has not recorded who it is yet; try again")
         return 0
     else:
         last = f" (last: {owner.describe()})" if owner is not None else ""

@@ -378,3 +378,21 @@ def test_second_writer_refused_and_status_reads_the_owner(
     out = capsys.readouterr().out
     assert f"no newsmon process holds this store (last: pid {proc.pid}" in out
     assert "decoy-topic" not in out
+
+
+def test_search_on_elasticsearch_creates_no_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.esserver import EsTestServer
+
+    with EsTestServer() as es:
+        monkeypatch.setenv("NEWSMON_ES_URL", es.url)
+        monkeypatch.setenv("NEWSMON_ES_INDEX", "uji")
+        monkeypatch.chdir(tmp_path)  # the default store, ./newsmon-data, must not appear either
+        assert main(["setup", "elasticsearch"]) == 0
+        capsys.readouterr()
+        typo = tmp_path / "typo"
+        assert main(["search", "putin", "--store", str(typo)]) == 0
+        assert capsys.readouterr().out.strip() == "no results"
+        assert main(["search", "putin", "--json"]) == 0
+    assert not typo.exists() and not (tmp_path / "newsmon-data").exists()

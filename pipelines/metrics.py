@@ -180,7 +180,10 @@ def serve(host: str, port: int, registry: CollectorRegistry | None = None) -> st
         if exc.errno == errno.EADDRINUSE:
             raise MetricsServeError(f"metrics port {port} on {host} is already in use; {how}") from exc
         reason = (exc.strerror or str(exc)).lower()
-        raise MetricsServeError(f"cannot serve metrics on {host}:{port}: {reason}; {how}") from exc
+        raise MetricsServeError(
+            f"cannot serve metrics on {host}:{port}: {reason}; check --metrics-host and --metrics-port "
+            "(or metrics.host/port, NEWSMON_METRICS_HOST/PORT)"
+        ) from exc
     bound_port = int(server.server_port)
     shown = f"[{host}]" if ":" in host else host
     return f"http://{shown}:{bound_port}/metrics"

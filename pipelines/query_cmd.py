@@ -95,7 +95,8 @@ def format_hit(rank: int, hit: Any) -> list[str]:
 
 # -- status ------------------------------------------------------------------------------------
 def cmd_status(args: argparse.Namespace) -> int:
-    from connectors.statestore import StateStore, ensure_store_dir, store_owner
+    from connectors.statestore import StateStore, ensure_store_dir
+    from connectors.storelock import store_owner
 
     cfg = config_from_args(args)
     store_dir = ensure_store_dir(cfg.store_dir, create=False)

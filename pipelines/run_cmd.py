@@ -84,7 +84,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not cfg.enabled_feeds:
         print("newsmon: no feeds configured (use --feed URL or a config file)", file=sys.stderr)
         return 2
-    from connectors.statestore import StoreLock
+    from connectors.storelock import StoreLock
     from pipelines.local import LocalDriver
 
     lock = StoreLock.acquire(cfg.store_dir, command="run")  # one writer per store; the holder is named
@@ -150,7 +150,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     if args.url and not args.feed:
         cfg = cfg.replace(feeds=())
-    from connectors.statestore import StoreLock
+    from connectors.storelock import StoreLock
 
     # refuse a store a `run` holds: its driver keeps feed state in memory as the only writer
     lock = StoreLock.acquire(cfg.store_dir, command="backfill")

@@ -21,7 +21,7 @@ import pytest
 from prometheus_client import CollectorRegistry, Counter, start_http_server
 
 from connectors.localindex import LocalIndex
-from connectors.statestore import StoreLock, store_owner
+from connectors.storelock import StoreLock, store_owner
 from pipelines import metrics
 from pipelines.cli import EXIT_BROKEN_PIPE, build_parser, main
 from tests.e2e import REPO, env, newsmon_cmd, start_run, stop, wait_for
@@ -396,3 +396,11 @@ def test_search_on_elasticsearch_creates_no_store(
         assert capsys.readouterr().out.strip() == "no results"
         assert main(["search", "putin", "--json"]) == 0
     assert not typo.exists() and not (tmp_path / "newsmon-data").exists()
+
+
+def test_an_unusable_metrics_host_is_one_clear_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["run", "--store", str(tmp_path / "s"), "--feed", "http://127.0.0.1:9/rss.xml",
+                 "--metrics-host", "192.0.2.1", "--metrics-port", "0"])  # TEST-NET: not an address of ours
+    assert code == 1
+    line = one_clear_line(capsys.readouterr().err)
+    assert "cannot serve metrics on 192.0.2.1:0" in line and "--metrics-host" in line

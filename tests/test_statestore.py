@@ -129,11 +129,11 @@ def test_lock_dies_with_its_process(tmp_path: Path) -> None:
     import sys
     import time
 
-    from connectors.statestore import StoreLock, StoreLocked, store_owner
+    from connectors.storelock import StoreLock, StoreLocked, store_owner
 
     store = tmp_path / "store"
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; from connectors.statestore import StoreLock; "
+        [sys.executable, "-c", "import sys, time; from connectors.storelock import StoreLock; "
          "StoreLock.acquire(sys.argv[1], command='run'); print('held', flush=True); time.sleep(600)", str(store)],
         stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[1],
     )

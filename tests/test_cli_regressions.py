@@ -12,7 +12,6 @@ import os
 import shutil
 import socket
 import subprocess
-import tempfile
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -149,15 +148,14 @@ def _as_non_writer(args: list[str]) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.fixture()
-def readonly_dir() -> Iterator[Path]:
-    top = Path(tempfile.mkdtemp(prefix="newsmon-ro-"))
+def readonly_dir(tmp_path: Path) -> Iterator[Path]:
+    ro = tmp_path / "ro"
+    ro.mkdir()
     try:
-        top.chmod(0o755)
-        ro = top / "ro"
-        ro.mkdir()
         yield ro
-    finally:
-        shutil.rmtree(top, ignore_errors=True)
+    finally:  # let pytest clean up
+        for d in (ro, *ro.iterdir()):
+            d.chmod(0o755)
 
 
 @pytest.mark.parametrize("command", [["run", "--feed", "http://127.0.0.1:9/rss.xml", "--metrics-port", "0"],

@@ -91,14 +91,15 @@ class StoreLock:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except OSError as exc:
-                if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN) or time.monotonic() >= deadline:
-                    holder = _read_owner(fd) if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN) else None
+                if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
                     os.close(fd)
-                    if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
-                        raise StoreError(f"cannot lock {path}: {os_reason(exc)}") from exc
+                    raise StoreError(f"cannot lock {path}: {os_reason(exc)}") from exc
+                if time.monotonic() >= deadline:
+                    holder = _read_owner(fd)
+                    os.close(fd)
                     who = holder.describe() if holder else "another process"
                     raise StoreLocked(f"store {d} is in use by {who}; stop it first or use another --store") from None
-                time.sleep(0.05)
+            time.sleep(0.05)
         lock = cls(d, fd, StoreOwner(pid=os.getpid(), host=socket.gethostname(), command=command, started_at=time.time()))
         lock._record()
         return lock

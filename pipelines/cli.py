@@ -127,19 +127,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
-    """Errors that describe a problem with the user's setup in one line (no traceback)."""
+    """Errors that describe a problem with the user's setup in one line (no traceback).
+
+    StoreError comes from the one store opener (missing, a file, not writable, locked); the
+    dead-letter and dedup stores' open errors carry their path and reason the same way.
+    """
+    from connectors.deadletter import DeadLetterError
+    from connectors.dedupstore import DedupStoreError
     from connectors.statestore import StoreError
     from pipelines.metrics import MetricsServeError
 
-    errors: list[type[BaseException]] = [StoreError, MetricsServeError]
-    try:  # the other stores' open errors carry their path and reason
-        from connectors.deadletter import DeadLetterError
-        from connectors.dedupstore import DedupStoreError
-
-        errors += [DeadLetterError, DedupStoreError]
-    except ImportError:  # pragma: no cover - both ship with newsmon
-        pass
-    return tuple(errors)
+    return (StoreError, MetricsServeError, DeadLetterError, DedupStoreError)
 
 
 def _stdout_closed() -> int:

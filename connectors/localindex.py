@@ -9,7 +9,7 @@ Used when no Elasticsearch is configured (``newsmon run`` on a laptop) and searc
 - Search: FTS5 with the ``unicode61`` tokenizer and ``remove_diacritics 2`` (case and
   accent folding), BM25 with the title weighted 5x over the body, phrase queries with
   double quotes, prefix queries with ``*`` (useful for Indonesian affixes: ``kunjung*``),
-  ``-word`` to exclude; equal scores are ordered newest first. Duplicates
+  ``-word`` to exclude, ``OR`` between alternatives; equal scores are ordered newest first. Duplicates
   (``duplicate_of`` set) are stored but hidden from results unless asked for: their
   original lists them in ``also_published_at``.
 """
@@ -25,7 +25,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from connectors.sink import SearchHit, SinkUnavailable, WriteResult
-from connectors.statestore import connect
+from connectors.statestore import StoreError, connect
 from transforms.records import Article, Syndication, dt_to_str
 
 SCHEMA = """
@@ -48,6 +48,13 @@ _TOKEN = re.compile(r'(-?)"([^"]+)"|(-?)(\S+)')
 _WORD = re.compile(r"\w+\*?", re.UNICODE)
 
 
+INDEX_FILE = "index.sqlite"
+
+
+class LocalIndexUnavailable(SinkUnavailable, StoreError):
+    """The index file cannot be opened (a sink outage to the driver, a store error to the CLI)."""
+
+
 class QueryError(ValueError):
     """The search query has nothing to search for."""
 
@@ -56,12 +63,27 @@ def fts_query(query: str) -> str:
     """Translate a user query into a safe FTS5 expression.
 
     Words become quoted terms (so punctuation cannot inject FTS syntax), ``"a b"`` stays a
-    phrase and so does one token that splits into several words (``Rusia-Korut``), ``word*`` a prefix query and ``-word`` an exclusion. All positive parts must match.
+    phrase and so does one token that splits into several words (``Rusia-Korut``), ``word*`` a
+    prefix query and ``-word`` (or ``NOT word``) an exclusion. All positive parts must match;
+    an upper-case ``OR`` between parts makes either side enough (``jokowi OR banjir``,
+    ``putin korut OR kim pyongyang``: AND binds tighter). A bare ``AND`` is the default and is
+    accepted. Exclusions apply to the whole query.
     """
-    positive: list[str] = []
+    groups: list[list[str]] = [[]]
     negative: list[str] = []
+    negate_next = False
     for m in _TOKEN.finditer(query):
-        neg = bool(m.group(1) or m.group(3))
+        if m.group(4) in ("OR", "AND", "NOT") and not m.group(3):
+            if negate_next:
+                raise QueryError(f"cannot search for {query!r}: NOT must be followed by a word")
+            if m.group(4) == "OR":
+                if not groups[-1]:
+                    raise QueryError(f"cannot search for {query!r}: OR needs words on both sides")
+                groups.append([])
+            negate_next = m.group(4) == "NOT"
+            continue
+        neg = bool(m.group(1) or m.group(3)) or negate_next
+        negate_next = False
         raw = m.group(2) if m.group(2) is not None else m.group(4)
         words = _WORD.findall(raw)
         if not words:
@@ -71,11 +93,17 @@ def fts_query(query: str) -> str:
         else:
             word = words[0]
             part = f'"{word[:-1]}"*' if word.endswith("*") else f'"{word}"'
-
-        (negative if neg else positive).append(part)
-    if not positive:
+        (negative if neg else groups[-1]).append(part)
+    if negate_next:
+        raise QueryError(f"cannot search for {query!r}: NOT must be followed by a word")
+    if len(groups) > 1 and not groups[-1]:
+        raise QueryError(f"cannot search for {query!r}: OR needs words on both sides")
+    if not groups[0]:
         raise QueryError(f"nothing to search for in {query!r}")
-    expr = " AND ".join(positive)
+    if len(groups) == 1:
+        expr = " AND ".join(groups[0])
+    else:
+        expr = " OR ".join("(" + " AND ".join(g) + ")" for g in groups)
     for n in negative:
         expr = f"({expr}) NOT {n}"
     return expr
@@ -86,18 +114,23 @@ class LocalIndex:
 
     name = "localindex"
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, create: bool = True) -> None:
+        """Open (with ``create``, or create) the index; :class:`LocalIndexUnavailable` if it cannot be."""
         self.path = Path(path)
         try:
-            self._conn = connect(self.path)
+            self._conn = connect(self.path, create=create)
+        except StoreError as exc:
+            raise LocalIndexUnavailable(str(exc)) from exc
+        try:
             self._conn.executescript(SCHEMA)
         except sqlite3.Error as exc:
-            raise SinkUnavailable(f"cannot open local index {self.path}: {exc}") from exc
+            self._conn.close()
+            raise LocalIndexUnavailable(f"cannot open local index {self.path}: {exc}") from exc
         self._lock = threading.RLock()
 
     @classmethod
-    def in_store(cls, store_dir: Path) -> LocalIndex:
-        return cls(Path(store_dir) / "index.sqlite")
+    def in_store(cls, store_dir: Path, *, create: bool = True) -> LocalIndex:
+        return cls(Path(store_dir) / INDEX_FILE, create=create)
 
     # -- writing ------------------------------------------------------------------------------
     def write(self, articles: Sequence[Article]) -> WriteResult:
@@ -198,6 +231,9 @@ class LocalIndex:
                     score=round(-float(score), 3),
                     topics=tuple(d.get("topics", ())),
                     duplicate_of=d.get("duplicate_of"),
+                    duplicate_kind=d.get("duplicate_kind"),
+                    story_id=d.get("story_id"),
+                    also_published_at=tuple(d.get("also_published_at") or ()),
                 )
             )
         return hits

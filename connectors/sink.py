@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from transforms.records import Article
 
@@ -49,6 +49,9 @@ class SearchHit:
     score: float
     topics: tuple[str, ...] = ()
     duplicate_of: str | None = None
+    duplicate_kind: str | None = None  # "url" | "exact" | "near" when duplicate_of is set
+    story_id: str | None = None
+    also_published_at: tuple[dict[str, Any], ...] = ()  # Syndication.to_dict() of each copy
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -61,6 +64,9 @@ class SearchHit:
             "score": self.score,
             "topics": list(self.topics),
             "duplicate_of": self.duplicate_of,
+            "duplicate_kind": self.duplicate_kind,
+            "story_id": self.story_id,
+            "also_published_at": [dict(s) for s in self.also_published_at],
         }
 
 

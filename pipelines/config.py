@@ -97,7 +97,7 @@ class Config:
     fetch: FetchConfig = FetchConfig()
     elasticsearch: ElasticsearchConfig = ElasticsearchConfig()
     metrics_host: str = "127.0.0.1"
-    metrics_port: int = 9464  # 0 disables the exporter
+    metrics_port: int = 9464  # 0: any free port (recorded in the store's lock file for `status`)
     max_attempts: int = 5  # fetch attempts per article before falling back to the feed text
     alerts: AlertsConfig = AlertsConfig()
     source: str = "<defaults>"
@@ -114,6 +114,8 @@ def feed_id_for(url: str) -> str:
     """A stable short id for a feed URL: host without www, plus the path's words."""
     parts = urlsplit(url)
     host = (parts.hostname or "feed").removeprefix("www.")
+    if ":" in host:  # an IPv6 literal: "::1" is no valid id, "ipv6-1" is
+        host = "ipv6-" + (re.sub(r"[^a-z0-9]+", "-", host).strip("-") or "0")
     path = re.sub(r"[^a-z0-9]+", "-", parts.path.lower()).strip("-")
     fid = f"{host}-{path}" if path else host
     if parts.port:

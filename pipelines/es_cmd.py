@@ -94,9 +94,16 @@ def setup_kibana_cmd(args: argparse.Namespace) -> int:
 
 def deadletter_list_cmd(args: argparse.Namespace) -> int:
     from connectors.deadletter import DeadLetterStore
+    from connectors.statestore import ensure_store_dir
 
     cfg = _config(args)
-    store = DeadLetterStore(_store_dir(args, cfg))
+    directory = _store_dir(args, cfg)
+    ensure_store_dir(directory if args.store else cfg.store_dir, create=False)  # read-only: never create a store
+    if not (directory / DeadLetterStore.FILENAME).exists():
+        if not args.json:
+            print(f"0 {'entries' if args.all else 'pending entries'}: no dead letters recorded in {directory}")
+        return 0
+    store = DeadLetterStore(directory)
     entries = list(store.entries(status=None if args.all else "pending"))
     for e in entries:
         if args.json:

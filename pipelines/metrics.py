@@ -175,6 +175,36 @@ def get() -> Metrics:
         return _default
 
 
+class MetricsServeError(Exception):
+    """The exporter could not bind its address (one line for the user)."""
+
+
+def serve(host: str, port: int, registry: CollectorRegistry | None = None) -> str:
+    """Start the exporter on ``host:port`` (``0``: any free port); returns its ``/metrics`` URL.
+
+    A port that is taken (another newsmon, or anything else) raises :class:`MetricsServeError`
+    naming the port and how to pick another, instead of a socket traceback.
+    """
+    import errno
+
+    from prometheus_client import start_http_server
+
+    try:
+        server, _thread = start_http_server(port, addr=host, registry=registry if registry is not None else get().registry)
+    except OSError as exc:
+        how = "choose another with --metrics-port PORT (or metrics.port / NEWSMON_METRICS_PORT); 0 picks any free port"
+        if exc.errno == errno.EADDRINUSE:
+            raise MetricsServeError(f"metrics port {port} on {host} is already in use; {how}") from exc
+        reason = (exc.strerror or str(exc)).lower()
+        raise MetricsServeError(
+            f"cannot serve metrics on {host}:{port}: {reason}; check --metrics-host and --metrics-port "
+            "(or metrics.host/port, NEWSMON_METRICS_HOST/PORT)"
+        ) from exc
+    bound_port = int(server.server_port)
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{bound_port}/metrics"
+
+
 _worker_exporter: tuple[str, int] | None = None
 
 

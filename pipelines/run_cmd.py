@@ -1,10 +1,9 @@
-"""Commands: ``run``, ``backfill``, ``search``, ``feeds check``, ``status``."""
+"""Commands: ``run``, ``backfill``, ``feeds check`` (``search`` and ``status``: ``pipelines.query_cmd``)."""
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import logging
 import os
 import signal
@@ -14,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from pipelines.cli import port_number, positive_float
 from pipelines.config import Config, FeedConfig, feed_id_for, load_config, parse_feed
 
 log = logging.getLogger("newsmon")
@@ -65,16 +65,15 @@ def topic_names(cfg: Config) -> list[str]:
     return [t.name for t in load_topics(cfg.topics_dir)]
 
 
-def start_metrics(cfg: Config, *, sink: str) -> None:
-    from prometheus_client import start_http_server
-
+def start_metrics(cfg: Config, *, sink: str) -> str:
+    """Start the exporter (port 0: any free port); returns its URL. A taken port is a one-line error."""
     from pipelines import metrics
 
     m = metrics.get()
     m.init_series(feeds=[f.id for f in cfg.enabled_feeds], topics=topic_names(cfg), sink=sink)
-    if cfg.metrics_port:
-        start_http_server(cfg.metrics_port, addr=cfg.metrics_host, registry=m.registry)
-        log.info("metrics on http://%s:%d/metrics", cfg.metrics_host, cfg.metrics_port)
+    url = metrics.serve(cfg.metrics_host, cfg.metrics_port, m.registry)
+    log.info("metrics on %s", url)
+    return url
 
 
 # -- run ---------------------------------------------------------------------------------------
@@ -85,14 +84,21 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not cfg.enabled_feeds:
         print("newsmon: no feeds configured (use --feed URL or a config file)", file=sys.stderr)
         return 2
+    from connectors.storelock import StoreLock
     from pipelines.local import LocalDriver
 
-    driver = LocalDriver(cfg)
-    start_metrics(cfg, sink="elasticsearch" if cfg.elasticsearch.enabled else "localindex")
+    lock = StoreLock.acquire(cfg.store_dir, command="run")  # one writer per store; the holder is named
+    try:
+        driver = LocalDriver(cfg)
+        metrics_url = start_metrics(cfg, sink="elasticsearch" if cfg.elasticsearch.enabled else "localindex")
+    except BaseException:
+        lock.release()
+        raise
+    lock.set_metrics_url(metrics_url)  # `newsmon status --store` reads this process's metrics
     install_stop_handlers(driver.stop_event)
     print(
         f"newsmon: polling {len(cfg.enabled_feeds)} feeds into "
-        f"{'Elasticsearch' if cfg.elasticsearch.enabled else cfg.store_dir}; Ctrl-C to stop",
+        f"{'Elasticsearch' if cfg.elasticsearch.enabled else cfg.store_dir}; metrics on {metrics_url}; Ctrl-C to stop",
         file=sys.stderr,
         flush=True,
     )
@@ -100,6 +106,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         driver.run_forever()
     finally:
         driver.close()
+        lock.release()
     print("newsmon: stopped", file=sys.stderr, flush=True)
     return 0
 
@@ -140,14 +147,25 @@ def run_streaming(cfg: Config, args: argparse.Namespace) -> int:
 
 # -- backfill ----------------------------------------------------------------------------------
 def cmd_backfill(args: argparse.Namespace) -> int:
+    cfg = config_from_args(args)
+    if args.url and not args.feed:
+        cfg = cfg.replace(feeds=())
+    from connectors.storelock import StoreLock
+
+    # refuse a store a `run` holds: its driver keeps feed state in memory as the only writer
+    lock = StoreLock.acquire(cfg.store_dir, command="backfill")
+    try:
+        return _backfill(cfg, args)
+    finally:
+        lock.release()
+
+
+def _backfill(cfg: Config, args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from pipelines.local import CycleReport, LocalDriver
     from transforms.records import FeedEntry, utcnow
 
-    cfg = config_from_args(args)
-    if args.url and not args.feed:
-        cfg = cfg.replace(feeds=())
     driver = LocalDriver(cfg)
     report = CycleReport()
     try:
@@ -180,34 +198,6 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     return 0 if not report.errors else 1
 
 
-# -- search ------------------------------------------------------------------------------------
-def cmd_search(args: argparse.Namespace) -> int:
-    from pipelines.process import open_sink
-
-    cfg = config_from_args(args)
-    sink = open_sink(cfg.elasticsearch, cfg.store_dir)
-    try:
-        try:
-            hits = sink.search(args.query, limit=args.limit, include_duplicates=args.all)
-        except ValueError as exc:
-            print(f"newsmon: {exc}", file=sys.stderr)
-            return 2
-    finally:
-        sink.close()
-    if args.json:
-        for hit in hits:
-            print(json.dumps(hit.to_dict(), ensure_ascii=False))
-        return 0
-    if not hits:
-        print("no results")
-    for i, hit in enumerate(hits, 1):
-        topics = f"  [{', '.join(hit.topics)}]" if hit.topics else ""
-        print(f"{i:>2}. {hit.title}{topics}")
-        print(f"    {hit.source} · {hit.published or 'no date'} · {hit.url}")
-        print(f"    {hit.snippet}")
-    return 0
-
-
 # -- feeds check -------------------------------------------------------------------------------
 def cmd_feeds_check(args: argparse.Namespace) -> int:
     from connectors.rss import poll_feed
@@ -236,76 +226,15 @@ def cmd_feeds_check(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
-# -- status ------------------------------------------------------------------------------------
-def cmd_status(args: argparse.Namespace) -> int:
-    from connectors.statestore import StateStore
-
-    cfg = config_from_args(args)
-    state_path = Path(cfg.store_dir) / "state.sqlite"
-    if not state_path.exists():
-        print(f"newsmon: no state in {cfg.store_dir} (has `newsmon run` started with this --store?)", file=sys.stderr)
-        return 2
-    store = StateStore(state_path)
-    try:
-        states = store.all_feed_states()
-        counts = store.counts()
-    finally:
-        store.close()
-    now = time.time()
-    print(f"{'feed':<32} {'last success':<20} {'items':>5} {'interval':>9}  last error")
-    for fid in sorted(states):
-        s = states[fid]
-        err = f"{_ago(now, s.last_error_at)} ago: {s.last_error}" if s.last_error else ""
-        last = f"{_ago(now, s.last_success_at)} ago" if s.last_success_at else "never"
-        print(f"{fid:<32} {last:<20} {s.items_last:>5} {s.interval:>8.0f}s  {err}")
-    print(f"\nbacklog: {counts['pending']} pending, {counts['outbox']} awaiting the sink, "
-          f"{counts['failed']} quarantined after repeated pipeline failures")
-    topics = scrape_topic_counts(args.metrics_url or f"http://{cfg.metrics_host}:{cfg.metrics_port}/metrics")
-    if topics is None:
-        print("topics: the running process's metrics endpoint did not answer")
-    else:
-        print("topics (articles tagged since start): " + ", ".join(f"{t}={int(v)}" for t, v in sorted(topics.items())))
-    return 0
-
-
-def scrape_topic_counts(url: str) -> dict[str, float] | None:
-    import urllib.request
-
-    from prometheus_client.parser import text_string_to_metric_families
-
-    try:
-        with urllib.request.urlopen(url, timeout=3) as r:  # noqa: S310 - operator-given local URL
-            text = r.read().decode("utf-8")
-    except OSError:
-        return None
-    out: dict[str, float] = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == "newsmon_articles_tagged_total":
-                out[sample.labels["topic"]] = sample.value
-    return out
-
-
-def _ago(now: float, then: float | None) -> str:
-    if then is None:
-        return "?"
-    secs = max(0, int(now - then))
-    if secs < 120:
-        return f"{secs}s"
-    if secs < 7200:
-        return f"{secs // 60}m"
-    return f"{secs // 3600}h"
-
-
 # -- registration ------------------------------------------------------------------------------
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser("run", help="poll feeds and process articles until stopped")
     add_config_options(p)
-    p.add_argument("--poll-interval", type=float, metavar="SECONDS", help="fixed poll interval for every feed")
+    p.add_argument("--poll-interval", type=positive_float, metavar="SECONDS", help="fixed poll interval for every feed")
     p.add_argument("--allow-host", action="append", default=[], metavar="HOST", help="let HOST through the private-address block")
     p.add_argument("--topics-dir", help="directory of user topic YAML files (added to the shipped topics)")
     p.add_argument("--metrics-host", help="metrics bind address (default 127.0.0.1)")
-    p.add_argument("--metrics-port", type=int, help="metrics port (default 9464; 0 disables)")
+    p.add_argument("--metrics-port", type=port_number, help="metrics port (default 9464; 0: any free port)")
     p.add_argument("--runner", help="FnApiRunner (default, local driver) or PrismRunner|FlinkRunner|DataflowRunner; "
                    "other Beam options are passed through")
     p.set_defaults(func=cmd_run, accepts_extra=True, default_verbosity=1)
@@ -318,25 +247,12 @@ def register(subparsers: Any) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_backfill)
 
-    p = subparsers.add_parser("search", help="search stored articles")
-    p.add_argument("query", help='words, "a phrase", prefix*, -exclude')
-    add_config_options(p, feeds=False)
-    p.add_argument("--limit", type=int, default=10)
-    p.add_argument("--json", action="store_true", help="one JSON object per line")
-    p.add_argument("--all", action="store_true", help="include duplicates (hidden by default)")
-    p.set_defaults(func=cmd_search)
-
     feeds = subparsers.add_parser("feeds", help="feed tools")
     feeds_sub = feeds.add_subparsers(dest="feeds_command", metavar="SUBCOMMAND")
     p = feeds_sub.add_parser("check", help="poll each feed once and report")
     add_config_options(p)
     p.add_argument("--allow-host", action="append", default=[], metavar="HOST")
     p.set_defaults(func=cmd_feeds_check)
-
-    p = subparsers.add_parser("status", help="feed health and topic counts of a running newsmon")
-    add_config_options(p, feeds=False)
-    p.add_argument("--metrics-url", help="the running process's /metrics URL (default from config)")
-    p.set_defaults(func=cmd_status)
 
 
 __all__ = ["register", "config_from_args"]

@@ -59,6 +59,8 @@ def start_run(
 def search(
     store: Path, query: str, *, environ: dict[str, str] | None = None, all_: bool = False
 ) -> list[dict]:
+    if not store.exists():
+        return []  # `run` has not created its store yet (search never creates one)
     args = ["search", query, "--store", str(store), "--json", "--limit", "100"] + (["--all"] if all_ else [])
     out = subprocess.run(newsmon_cmd(*args), cwd=REPO, env=environ or env(), capture_output=True, timeout=120)
     assert out.returncode == 0, out.stderr.decode()

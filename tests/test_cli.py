@@ -71,8 +71,12 @@ def test_feeds_check_reports_conditional_get(tmp_path: Path, capsys: pytest.Capt
 
 def test_status_reads_the_store(tmp_path: Path, quick_fetch: Path, capsys: pytest.CaptureFixture[str]) -> None:
     store = tmp_path / "store"
+    assert main(["status", "--store", str(store)]) == 1
+    assert capsys.readouterr().err == f"newsmon: no store at {store}\n"
+    store.mkdir()
     assert main(["status", "--store", str(store)]) == 2
     assert "no state" in capsys.readouterr().err
+    store.rmdir()
     with LocalServer() as server:
         site = NewsSite(server)
         site.publish("Putin dan Kim Jong Un teken perjanjian di Pyongyang", RUSIA_KORUT)

@@ -139,3 +139,36 @@ def test_fts_query_quotes_words() -> None:
         == '("putin" AND "korea utara" AND "kunjung"*) NOT "selatan"'
     )
     assert fts_query("Rusia-Korut visit!") == '"Rusia Korut" AND "visit"'
+
+
+# -- OR, AND, NOT (issue 13 item 17: "jokowi OR banjir" silently returned nothing) ------------------
+@pytest.mark.parametrize(
+    "query, expected",
+    [
+        ("jokowi OR banjir", '("jokowi") OR ("banjir")'),
+        ("putin korut OR kim pyongyang", '("putin" AND "korut") OR ("kim" AND "pyongyang")'),
+        ("putin AND korut", '"putin" AND "korut"'),
+        ("putin NOT korut", '("putin") NOT "korut"'),
+        ("jokowi OR banjir -bandung", '(("jokowi") OR ("banjir")) NOT "bandung"'),
+        ("kunjung* OR \"kim jong\"", '("kunjung"*) OR ("kim jong")'),
+        ("jokowi or banjir", '"jokowi" AND "or" AND "banjir"'),  # only upper-case OR is an operator
+    ],
+)
+def test_fts_query_operators(query: str, expected: str) -> None:
+    assert fts_query(query) == expected
+
+
+@pytest.mark.parametrize("query", ["OR banjir", "banjir OR", "banjir OR OR jokowi", "banjir NOT", "NOT banjir"])
+def test_fts_query_dangling_operators_are_errors(query: str) -> None:
+    with pytest.raises(QueryError, match="search"):
+        fts_query(query)
+
+
+def test_or_finds_either(index: LocalIndex) -> None:
+    a = art("https://contoh.id/a", "Jokowi resmikan bendungan", "Presiden Jokowi meresmikan bendungan baru.")
+    b = art("https://contoh.id/b", "Banjir rendam Bandung", "Banjir merendam ratusan rumah di Bandung.", hours=1)
+    c = art("https://contoh.id/c", "Harga beras naik", "Harga beras naik di pasar.", hours=2)
+    index.write([a, b, c])
+    assert {h.id for h in index.search("jokowi OR banjir")} == {a.id, b.id}
+    assert [h.id for h in index.search("jokowi OR banjir -bandung")] == [a.id]
+    assert index.search("jokowi banjir") == []

@@ -8,6 +8,8 @@ import signal
 from datetime import datetime, timezone
 from pathlib import Path
 
+import pytest
+
 from connectors.statestore import PendingItem, StateStore
 from transforms.records import Article, FeedEntry, article_id
 
@@ -104,3 +106,47 @@ def test_commit_poll_is_atomic_under_kill_9(tmp_path: Path) -> None:
     pending = s.counts()["pending"]
     assert feeds >= 50
     assert feeds == pending  # every saved feed state has its entry, and vice versa
+
+
+# -- opening and locking (issue 13 items 8, 13, 14) -------------------------------------------------
+def test_connect_without_create_never_makes_a_store(tmp_path: Path) -> None:
+    from connectors.statestore import StoreError, connect, ensure_store_dir
+
+    typo = tmp_path / "typo"
+    with pytest.raises(StoreError, match=f"no store at {typo}"):
+        connect(typo / "state.sqlite", create=False)
+    with pytest.raises(StoreError, match=f"no store at {typo}"):
+        ensure_store_dir(typo, create=False)
+    assert not typo.exists()
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(StoreError, match=f"cannot create store {blocker}/s: {blocker} is a file"):
+        StateStore(blocker / "s" / "state.sqlite")
+
+
+def test_lock_dies_with_its_process(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+    import time
+
+    from connectors.storelock import StoreLock, StoreLocked, store_owner
+
+    store = tmp_path / "store"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from connectors.storelock import StoreLock; "
+         "StoreLock.acquire(sys.argv[1], command='run'); print('held', flush=True); time.sleep(600)", str(store)],
+        stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[1],
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        with pytest.raises(StoreLocked, match=f"in use by pid {holder.pid} "):
+            StoreLock.acquire(store, command="backfill", wait=0.2)
+        owner, held = store_owner(store)
+        assert held and owner is not None and owner.pid == holder.pid
+    finally:
+        os.kill(holder.pid, signal.SIGKILL)
+        holder.wait()
+        holder.stdout.close()  # type: ignore[union-attr]
+    time.sleep(0.05)
+    assert store_owner(store)[1] is False
+    StoreLock.acquire(store, command="run").release()  # kill -9 left a file, not a lock

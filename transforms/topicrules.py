@@ -98,6 +98,52 @@ class Proximity:
 
 
 @dataclass(frozen=True, slots=True)
+class Role:
+    """Who does what, decided inside one sentence.
+
+    A ``verbs`` hit whose nearest actor before it (a hit of ``subject`` or ``rivals``, within
+    ``reach`` characters) is a ``subject`` hit, or a ``verbs_before`` hit ("kata", "menurut")
+    whose first actor after it is a ``subject`` hit, makes the sentence qualify, unless that
+    subject hit directly follows one of the ``blocked_by`` words ("ekspansi NATO", "dengan NATO"). The
+    sentence must also hold something of each ``about`` alternative.
+    """
+
+    name: str
+    subject: tuple[str, ...]
+    verbs: tuple[str, ...]
+    verbs_before: tuple[str, ...]
+    rivals: tuple[str, ...]
+    blocked_by: tuple[str, ...]  # plain words, normalised
+    about: tuple[tuple[str, ...], ...]
+    reach: int
+    weight: float
+    max_hits: int
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    """Two parties joined by a relation inside one sentence.
+
+    A sentence qualifies when it holds no ``none_of`` hit and a hit of ``parties[0]`` and one of
+    ``parties[1]`` (either order, at most ``reach`` characters apart) are joined: either a ``via``
+    hit lies between them ("Moskow menandatangani pakta dengan Pyongyang"), or only punctuation
+    or one of the ``joiners`` words separates them ("Rusia dan Korea Utara", "Rusia-Korut") and a ``via``
+    hit is elsewhere in the sentence. A third party named between them (a ``breakers`` hit:
+    "Rusia, Cina, Korea Utara dan Iran") breaks the link.
+    """
+
+    name: str
+    parties: tuple[str, str]
+    via: tuple[str, ...]
+    joiners: tuple[str, ...]  # plain words, normalised
+    breakers: tuple[str, ...]
+    none_of: tuple[str, ...]
+    reach: int
+    weight: float
+    max_hits: int
+
+
+@dataclass(frozen=True, slots=True)
 class Focus:
     any_of: tuple[str, ...]
     min_share: float
@@ -130,6 +176,8 @@ class Topic:
     wildcards: tuple[tuple[int, re.Pattern[str]], ...]  # (index, full-match regex), in order
     source: str = ""
     description: str = ""
+    roles: tuple[Role, ...] = ()
+    links: tuple[Link, ...] = ()
 
     def pattern_index(self, surface: str) -> int:
         """Which pattern produced a match of the combined regex (the first one that fits it).
@@ -312,7 +360,8 @@ def parse_topic(raw: Any, *, file: str) -> Topic:
         ctx,
         raw,
         "topic file",
-        {"topic", "version", "description", "threshold", "title_weight", "entities", "terms", "proximity", "require"},
+        {"topic", "version", "description", "threshold", "title_weight", "entities", "terms", "proximity", "roles",
+         "links", "require"},
         {"topic", "version", "threshold"},
         1,
     )
@@ -384,7 +433,10 @@ def parse_topic(raw: Any, *, file: str) -> Topic:
                 raise ctx.fail(pline, f"proximity.{pname}: unknown entity or term group {ref!r}")
         proximity.append(Proximity(pname, within, all_of, any_of, none_of,
                                    _number(ctx, spec, "weight", 1.0), _int(ctx, spec, "max_hits", DEFAULT_MAX_HITS)))
-    countable = known | {p.name for p in proximity}
+    roles = _roles(ctx, top.get("roles", _LineDict()), _line(top, "roles"), known, {p.name for p in proximity})
+    links = _links(ctx, top.get("links", _LineDict()), _line(top, "links"), known,
+                   {p.name for p in proximity} | {r.name for r in roles})
+    countable = known | {p.name for p in proximity} | {r.name for r in roles} | {k.name for k in links}
 
     require = _requirements(ctx, top.get("require"), _line(top, "require"), countable, known)
 
@@ -414,7 +466,90 @@ def parse_topic(raw: Any, *, file: str) -> Topic:
         wildcards=wildcards,
         source=file,
         description=description.strip(),
+        roles=roles,
+        links=links,
     )
+
+
+def _words(ctx: _Ctx, spec: _LineDict, key: str, where: str, line: int) -> tuple[str, ...]:
+    """A list of plain words or phrases, normalised (lower case, single spaces)."""
+    items = spec.get(key, [])
+    if not isinstance(items, list):
+        raise ctx.fail(_line(spec, key, line), f"{where} must be a list of words")
+    out = []
+    for i, item in enumerate(items):
+        if not isinstance(item, str) or not normalise(item):
+            raise ctx.fail(_line(items, i, line), f"{where}: {item!r} is not a word or phrase")
+        out.append(normalise(item))
+    return tuple(out)
+
+
+def _links(ctx: _Ctx, block: Any, line: int, known: set[str], other: set[str]) -> tuple[Link, ...]:
+    """The ``links`` section: two parties joined by a relation in one sentence (see ``Link``)."""
+    if not isinstance(block, dict):
+        raise ctx.fail(line, "links must be a mapping of name -> clause")
+    taken = known | other
+    out: list[Link] = []
+    allowed = {"parties", "via", "joiners", "breakers", "none_of", "reach", "weight", "max_hits"}
+    for lname, spec in block.items():
+        lline = _line(block, lname)
+        if not isinstance(lname, str) or not _NAME_RE.match(lname) or lname in taken:
+            raise ctx.fail(lline, f"links: bad or duplicate name {lname!r}")
+        spec = _keys(ctx, spec, f"links.{lname}", allowed, {"parties", "via"}, lline)
+        lists = {
+            key: _name_list(ctx, spec.get(key, []), f"links.{lname}.{key}", _line(spec, key, lline))
+            for key in ("parties", "via", "breakers", "none_of")
+        }
+        joiners = _words(ctx, spec, "joiners", f"links.{lname}.joiners", lline)
+        if len(lists["parties"]) != 2:
+            raise ctx.fail(_line(spec, "parties", lline), f"links.{lname}.parties must name exactly two groups")
+        if not lists["via"]:
+            raise ctx.fail(_line(spec, "via", lline), f"links.{lname}.via must name at least one group")
+        for ref in (n for v in lists.values() for n in v):
+            if ref not in known:
+                raise ctx.fail(lline, f"links.{lname}: unknown entity or term group {ref!r}")
+        a, b = lists["parties"]
+        out.append(Link(lname, (a, b), lists["via"], joiners, lists["breakers"], lists["none_of"],
+                        _int(ctx, spec, "reach", DEFAULT_REACH), _number(ctx, spec, "weight", 1.0),
+                        _int(ctx, spec, "max_hits", DEFAULT_MAX_HITS)))
+        taken = taken | {lname}
+    return tuple(out)
+
+
+DEFAULT_REACH = 160
+
+
+def _roles(ctx: _Ctx, block: Any, line: int, known: set[str], proximity: set[str]) -> tuple[Role, ...]:
+    """The ``roles`` section: sentence-level subject / verb clauses (see ``Role``)."""
+    if not isinstance(block, dict):
+        raise ctx.fail(line, "roles must be a mapping of name -> clause")
+    taken = known | proximity
+    out: list[Role] = []
+    allowed = {"subject", "verbs", "verbs_before", "rivals", "blocked_by", "about", "reach", "weight", "max_hits"}
+    for rname, spec in block.items():
+        rline = _line(block, rname)
+        if not isinstance(rname, str) or not _NAME_RE.match(rname) or rname in taken:
+            raise ctx.fail(rline, f"roles: bad or duplicate name {rname!r}")
+        spec = _keys(ctx, spec, f"roles.{rname}", allowed, {"subject"}, rline)
+        lists = {
+            key: _name_list(ctx, spec.get(key, []), f"roles.{rname}.{key}", _line(spec, key, rline))
+            for key in ("subject", "verbs", "verbs_before", "rivals")
+        }
+        blocked = _words(ctx, spec, "blocked_by", f"roles.{rname}.blocked_by", rline)
+        about = _any_of(ctx, spec.get("about", []), f"roles.{rname}.about", _line(spec, "about", rline))
+        if not lists["subject"]:
+            raise ctx.fail(_line(spec, "subject", rline), f"roles.{rname}.subject must name at least one group")
+        if not lists["verbs"] and not lists["verbs_before"]:
+            raise ctx.fail(rline, f"roles.{rname} needs verbs or verbs_before")
+        for ref in (*(n for v in lists.values() for n in v), *(n for alt in about for n in alt)):
+            if ref not in known:
+                raise ctx.fail(rline, f"roles.{rname}: unknown entity or term group {ref!r}")
+        reach = _int(ctx, spec, "reach", DEFAULT_REACH)
+        out.append(Role(rname, lists["subject"], lists["verbs"], lists["verbs_before"], lists["rivals"],
+                        blocked, about, reach, _number(ctx, spec, "weight", 1.0),
+                        _int(ctx, spec, "max_hits", DEFAULT_MAX_HITS)))
+        taken = taken | {rname}
+    return tuple(out)
 
 
 def _requirements(ctx: _Ctx, raw: Any, line: int, countable: set[str], known: set[str]) -> Requirements:

@@ -24,13 +24,14 @@ How a topic is judged (see ``transforms.topicrules`` for the YAML):
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from transforms.records import Article, MatchedTerm, TopicEvidence
 from transforms.textsegments import Segments, segment
-from transforms.topicrules import Proximity, Topic, TopicError, check_topics, load_topics
+from transforms.topicrules import Link, Proximity, Role, Topic, TopicError, check_topics, load_topics, normalise
 
 __all__ = [
     "TagTopics",  # noqa: F822 - provided lazily by __getattr__
@@ -119,6 +120,89 @@ def _windows(topic: Topic, doc: _Doc, hits: list[_Hit]) -> dict[str, dict[tuple[
     return out
 
 
+def _by_sentence(hits: list[_Hit]) -> dict[tuple[str, int], list[_Hit]]:
+    out: dict[tuple[str, int], list[_Hit]] = {}
+    for h in hits:
+        out.setdefault((h.field, h.sentence), []).append(h)
+    for group in out.values():
+        group.sort(key=lambda h: h.start)
+    return out
+
+
+_WORDS_BEFORE = re.compile(r"[\w'’]+(?:[\s-]+[\w'’]+)?[\s-]*$")
+
+
+def _blocked(seg: Segments, actor: _Hit, blockers: tuple[str, ...]) -> bool:
+    """True when one of the ``blockers`` words sits right before the actor ("ekspansi NATO")."""
+    if not blockers:
+        return False
+    before = seg.text[max(0, actor.start - 40) : actor.start]
+    m = _WORDS_BEFORE.search(before)
+    if m is None:
+        return False
+    words = normalise(m.group()).split()
+    return bool(words) and (words[-1] in blockers or " ".join(words[-2:]) in blockers)
+
+
+def _role_holds(topic: Topic, role: Role, seg: Segments, hits: list[_Hit]) -> tuple[_Hit, _Hit] | None:
+    """(subject hit, verb hit) when the sentence's ``hits`` give ``role.subject`` the verb, else None."""
+    group = [topic.patterns[h.pattern].group for h in hits]
+    present = set(group)
+    if not all(any(n in present for n in alt) for alt in role.about):
+        return None
+    subject, rivals = set(role.subject), set(role.rivals)
+    actors = [h for h, g in zip(hits, group, strict=True) if g in subject or g in rivals]
+    if not any(topic.patterns[a.pattern].group in subject for a in actors):
+        return None
+    blockers = role.blocked_by
+    verbs, verbs_before = set(role.verbs), set(role.verbs_before)
+    for verb, g in zip(hits, group, strict=True):
+        if g in verbs:
+            before = [a for a in actors if a.end <= verb.start and verb.start - a.end <= role.reach]
+            if before:
+                actor = before[-1]
+                if topic.patterns[actor.pattern].group in subject and not _blocked(seg, actor, blockers):
+                    return actor, verb
+        if g in verbs_before:
+            after = [a for a in actors if a.start >= verb.end and a.start - verb.end <= role.reach]
+            if after:
+                actor = after[0]
+                if topic.patterns[actor.pattern].group in subject and not _blocked(seg, actor, blockers):
+                    return actor, verb
+    return None
+
+
+_GAP_PUNCT = " \t\n-–—/,()[]\"'“”‘’"
+
+
+def _link_holds(topic: Topic, link: Link, seg: Segments, hits: list[_Hit]) -> tuple[_Hit, _Hit] | None:
+    """The two joined party hits when the sentence's ``hits`` link ``link.parties``, else None."""
+    group = [topic.patterns[h.pattern].group for h in hits]
+    present = set(group)
+    first, second = link.parties
+    if first not in present or second not in present or not any(v in present for v in link.via):
+        return None
+    if any(n in present for n in link.none_of):
+        return None
+    via = [h for h, g in zip(hits, group, strict=True) if g in link.via]
+    breakers = [h for h, g in zip(hits, group, strict=True) if g in link.breakers]
+    a_hits = [h for h, g in zip(hits, group, strict=True) if g == first]
+    b_hits = [h for h, g in zip(hits, group, strict=True) if g == second]
+    for a in a_hits:
+        for b in b_hits:
+            left, right = (a, b) if a.start < b.start else (b, a)
+            if right.start - left.end > link.reach or right.start < left.end:
+                continue
+            if any(left.end <= k.start and k.end <= right.start for k in breakers):
+                continue
+            if any(left.end <= v.start and v.end <= right.start for v in via):
+                return a, b
+            gap = seg.text[left.end : right.start].strip(_GAP_PUNCT)
+            if not gap or normalise(gap) in link.joiners:
+                return a, b
+    return None
+
+
 def _judge(topic: Topic, doc: _Doc, passed_topics: set[str] | None = None) -> Verdict:
     """Score one topic against a segmented document."""
     hits = _hits(topic, doc)
@@ -158,6 +242,42 @@ def _judge(topic: Topic, doc: _Doc, passed_topics: set[str] | None = None) -> Ve
         contribution = round(p.weight * min(units, p.max_hits), 4) + 0.0  # no "-0"
         score += contribution
         reasons.append(f"proximity {p.name}: {len(qualifying)} {p.within}(s) qualify, {contribution + 0.0:+g}")
+        if contribution > 0:
+            reasons.extend(_carried(p.name, doc, qualifying, p.within, p.max_hits))
+    sentences = _by_sentence(hits) if topic.roles or topic.links else {}
+    for k in topic.links:
+        linked = []
+        for key, shits in sentences.items():
+            seg = doc.title if key[0] == TITLE else doc.text
+            pair = _link_holds(topic, k, seg, shits)
+            if pair is not None:
+                linked.append((key, pair))
+        raw_count[k.name] = len(linked)
+        units = sum(topic.title_weight if key[0] == TITLE else 1.0 for key, _ in linked)
+        contribution = round(k.weight * min(units, k.max_hits), 4) + 0.0
+        score += contribution
+        reasons.append(f"link {k.name}: {len(linked)} sentence(s) qualify, {contribution:+g}")
+        for key, (a, b) in linked[: k.max_hits]:
+            seg = doc.title if key[0] == TITLE else doc.text
+            pa, pb = seg.text[a.start : a.end], seg.text[b.start : b.end]
+            reasons.append(f"  {k.name} ({pa!r} ~ {pb!r}) in {key[0]}: {_short(seg.sentence_text(key[1]))}")
+    if topic.roles:
+        for r in topic.roles:
+            found = []
+            for key, shits in sentences.items():
+                seg = doc.title if key[0] == TITLE else doc.text
+                pair = _role_holds(topic, r, seg, shits)
+                if pair is not None:
+                    found.append((key, pair))
+            raw_count[r.name] = len(found)
+            units = sum(topic.title_weight if key[0] == TITLE else 1.0 for key, _ in found)
+            contribution = round(r.weight * min(units, r.max_hits), 4) + 0.0
+            score += contribution
+            reasons.append(f"role {r.name}: {len(found)} sentence(s) qualify, {contribution:+g}")
+            for key, (actor, verb) in found[: r.max_hits]:
+                seg = doc.title if key[0] == TITLE else doc.text
+                who, does = seg.text[actor.start : actor.end], seg.text[verb.start : verb.end]
+                reasons.append(f"  {r.name} ({who!r} -> {does!r}) in {key[0]}: {_short(seg.sentence_text(key[1]))}")
     failed = _failed_requirements(topic, doc, hits, raw_count, passed_topics or set())
     score = round(score, 3)
     reasons.extend(f"requirement failed: {f}" for f in failed)
@@ -175,6 +295,20 @@ def _judge(topic: Topic, doc: _Doc, passed_topics: set[str] | None = None) -> Ve
         reasons=tuple(reasons),
     )
     return Verdict(passed, evidence, tuple(failed))
+
+
+def _carried(name: str, doc: _Doc, keys: list[tuple[str, int]], within: str, limit: int) -> list[str]:
+    """One line per window that scored for a clause (at most ``limit``), quoting its first sentence."""
+    out = []
+    for field, index in keys[:limit]:
+        seg = doc.title if field == TITLE else doc.text
+        if within == "paragraph" and field == TEXT:
+            first = next(i for i, s in enumerate(seg.sentences) if s.paragraph == index)
+            out.append(f"  {name} in text paragraph {index}: {_short(seg.sentence_text(first))}")
+        else:
+            sentence_index = 0 if field == TITLE else index
+            out.append(f"  {name} in {field}: {_short(seg.sentence_text(sentence_index))}")
+    return out
 
 
 def _failed_requirements(

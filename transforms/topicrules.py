@@ -126,10 +126,11 @@ class Link:
 
     A sentence qualifies when it holds no ``none_of`` hit and a hit of ``parties[0]`` and one of
     ``parties[1]`` (either order, at most ``reach`` characters apart) are joined: either a ``via``
-    hit lies between them ("Moskow menandatangani pakta dengan Pyongyang"), or only punctuation
-    or one of the ``joiners`` words separates them ("Rusia dan Korea Utara", "Rusia-Korut") and a ``via``
-    hit is elsewhere in the sentence. A third party named between them (a ``breakers`` hit:
-    "Rusia, Cina, Korea Utara dan Iran") breaks the link.
+    hit lies between them ("Moskow menandatangani pakta dengan Pyongyang"), or only punctuation,
+    or at most four words among which one of the ``joiners``, separate them ("Rusia dan Korea
+    Utara", "Rusia-Korut", "Kim Jong Un dan Presiden Rusia") and a ``via`` hit is elsewhere in
+    the sentence. A ``breakers`` hit between them ("Rusia, Cina, Korea Utara dan Iran") or just
+    before the first ("tidak seperti perjanjian Rusia dengan Korea Utara") breaks the link.
     """
 
     name: str

@@ -172,6 +172,8 @@ def _role_holds(topic: Topic, role: Role, seg: Segments, hits: list[_Hit]) -> tu
     return None
 
 
+_BREAK_BEFORE = 40  # a breaker this close before the first party ("tidak seperti perjanjian Rusia ...")
+_JOIN_WORDS = 4  # "Kim Jong Un dan Presiden Rusia", "Rusia Timur yang berbatasan dengan Korea Utara"
 _GAP_PUNCT = " \t\n-–—/,()[]\"'“”‘’"
 
 
@@ -195,10 +197,12 @@ def _link_holds(topic: Topic, link: Link, seg: Segments, hits: list[_Hit]) -> tu
                 continue
             if any(left.end <= k.start and k.end <= right.start for k in breakers):
                 continue
+            if any(k.end <= left.start and left.start - k.end <= _BREAK_BEFORE for k in breakers):
+                continue
             if any(left.end <= v.start and v.end <= right.start for v in via):
                 return a, b
-            gap = seg.text[left.end : right.start].strip(_GAP_PUNCT)
-            if not gap or normalise(gap) in link.joiners:
+            gap = normalise(seg.text[left.end : right.start].strip(_GAP_PUNCT)).split()
+            if not gap or (len(gap) <= _JOIN_WORDS and any(w in link.joiners for w in gap)):
                 return a, b
     return None
 

@@ -105,7 +105,8 @@ class Role:
     ``reach`` characters) is a ``subject`` hit, or a ``verbs_before`` hit ("kata", "menurut")
     whose first actor after it is a ``subject`` hit, makes the sentence qualify, unless that
     subject hit directly follows one of the ``blocked_by`` words ("ekspansi NATO", "dengan NATO"). The
-    sentence must also hold something of each ``about`` alternative.
+    sentence (or one of the ``about_before`` sentences before it in the same field, for "hal
+    itu"-style references) must also hold something of each ``about`` alternative.
     """
 
     name: str
@@ -115,6 +116,7 @@ class Role:
     rivals: tuple[str, ...]
     blocked_by: tuple[str, ...]  # plain words, normalised
     about: tuple[tuple[str, ...], ...]
+    about_before: int  # sentences before this one that may supply ``about`` ("langkah itu")
     reach: int
     weight: float
     max_hits: int
@@ -472,6 +474,13 @@ def parse_topic(raw: Any, *, file: str) -> Topic:
     )
 
 
+def _count(ctx: _Ctx, obj: _LineDict, key: str, default: int) -> int:
+    value = obj.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ctx.fail(_line(obj, key), f"{key} must be a whole number >= 0, got {value!r}")
+    return value
+
+
 def _words(ctx: _Ctx, spec: _LineDict, key: str, where: str, line: int) -> tuple[str, ...]:
     """A list of plain words or phrases, normalised (lower case, single spaces)."""
     items = spec.get(key, [])
@@ -526,7 +535,8 @@ def _roles(ctx: _Ctx, block: Any, line: int, known: set[str], proximity: set[str
         raise ctx.fail(line, "roles must be a mapping of name -> clause")
     taken = known | proximity
     out: list[Role] = []
-    allowed = {"subject", "verbs", "verbs_before", "rivals", "blocked_by", "about", "reach", "weight", "max_hits"}
+    allowed = {"subject", "verbs", "verbs_before", "rivals", "blocked_by", "about", "about_before", "reach", "weight",
+               "max_hits"}
     for rname, spec in block.items():
         rline = _line(block, rname)
         if not isinstance(rname, str) or not _NAME_RE.match(rname) or rname in taken:
@@ -547,7 +557,7 @@ def _roles(ctx: _Ctx, block: Any, line: int, known: set[str], proximity: set[str
                 raise ctx.fail(rline, f"roles.{rname}: unknown entity or term group {ref!r}")
         reach = _int(ctx, spec, "reach", DEFAULT_REACH)
         out.append(Role(rname, lists["subject"], lists["verbs"], lists["verbs_before"], lists["rivals"],
-                        blocked, about, reach, _number(ctx, spec, "weight", 1.0),
+                        blocked, about, _count(ctx, spec, "about_before", 0), reach, _number(ctx, spec, "weight", 1.0),
                         _int(ctx, spec, "max_hits", DEFAULT_MAX_HITS)))
         taken = taken | {rname}
     return tuple(out)

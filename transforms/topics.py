@@ -144,11 +144,13 @@ def _blocked(seg: Segments, actor: _Hit, blockers: tuple[str, ...]) -> bool:
     return bool(words) and (words[-1] in blockers or " ".join(words[-2:]) in blockers)
 
 
-def _role_holds(topic: Topic, role: Role, seg: Segments, hits: list[_Hit]) -> tuple[_Hit, _Hit] | None:
+def _role_holds(
+    topic: Topic, role: Role, seg: Segments, hits: list[_Hit], context: set[str]
+) -> tuple[_Hit, _Hit] | None:
     """(subject hit, verb hit) when the sentence's ``hits`` give ``role.subject`` the verb, else None."""
     group = [topic.patterns[h.pattern].group for h in hits]
     present = set(group)
-    if not all(any(n in present for n in alt) for alt in role.about):
+    if not all(any(n in present or n in context for n in alt) for alt in role.about):
         return None
     subject, rivals = set(role.subject), set(role.rivals)
     actors = [h for h, g in zip(hits, group, strict=True) if g in subject or g in rivals]
@@ -174,7 +176,27 @@ def _role_holds(topic: Topic, role: Role, seg: Segments, hits: list[_Hit]) -> tu
 
 _BREAK_BEFORE = 40  # a breaker this close before the first party ("tidak seperti perjanjian Rusia ...")
 _JOIN_WORDS = 4  # "Kim Jong Un dan Presiden Rusia", "Rusia Timur yang berbatasan dengan Korea Utara"
-_GAP_PUNCT = " \t\n-–—/,()[]\"'“”‘’"
+_GAP_PUNCT = " \t\n-–—/()[]\"'“”‘’"  # not the comma: "Usai dari Korut, Putin tiba di Hanoi"
+
+
+_ITEM_BEFORE = re.compile(r"[A-Z][\w-]*(?:\s+[A-Z][\w-]*)*\s*,\s*$")
+_ITEM_AFTER = re.compile(r"^\s*(?:,\s*(?:dan\s+|serta\s+)?|\s+(?:dan|serta)\s+)([A-Z][\w-]*)")
+
+
+def _in_list(text: str, left: _Hit, right: _Hit, parties: list[_Hit]) -> bool:
+    """True when the two joined parties are items of a longer list ("AS, Rusia, dan Korea Utara").
+
+    A capitalised item before the first party (ending in a comma) or after the second (after a
+    comma or "dan"/"serta") that is not itself one of the parties makes it a list.
+    """
+    def is_party(start: int, end: int) -> bool:
+        return any(h.start < end and start < h.end for h in parties)
+
+    m = _ITEM_BEFORE.search(text, max(0, left.start - 60), left.start)
+    if m is not None and not is_party(m.start(), m.end()):
+        return True
+    m = _ITEM_AFTER.match(text[right.end : right.end + 40])
+    return m is not None and not is_party(right.end + m.start(1), right.end + m.end(1))
 
 
 def _link_holds(topic: Topic, link: Link, seg: Segments, hits: list[_Hit]) -> tuple[_Hit, _Hit] | None:
@@ -203,7 +225,8 @@ def _link_holds(topic: Topic, link: Link, seg: Segments, hits: list[_Hit]) -> tu
                 return a, b
             gap = normalise(seg.text[left.end : right.start].strip(_GAP_PUNCT)).split()
             if not gap or (len(gap) <= _JOIN_WORDS and any(w in link.joiners for w in gap)):
-                return a, b
+                if not _in_list(seg.text, left, right, a_hits + b_hits):
+                    return a, b
     return None
 
 
@@ -270,7 +293,10 @@ def _judge(topic: Topic, doc: _Doc, passed_topics: set[str] | None = None) -> Ve
             found = []
             for key, shits in sentences.items():
                 seg = doc.title if key[0] == TITLE else doc.text
-                pair = _role_holds(topic, r, seg, shits)
+                context: set[str] = set()
+                for back in range(1, r.about_before + 1):
+                    context.update(topic.patterns[h.pattern].group for h in sentences.get((key[0], key[1] - back), ()))
+                pair = _role_holds(topic, r, seg, shits, context)
                 if pair is not None:
                     found.append((key, pair))
             raw_count[r.name] = len(found)

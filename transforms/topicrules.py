@@ -131,8 +131,9 @@ class Link:
     hit lies between them ("Moskow menandatangani pakta dengan Pyongyang"), or only punctuation,
     or at most four words among which one of the ``joiners``, separate them ("Rusia dan Korea
     Utara", "Rusia-Korut", "Kim Jong Un dan Presiden Rusia") and a ``via`` hit is elsewhere in
-    the sentence. A ``breakers`` hit between them ("Rusia, Cina, Korea Utara dan Iran") or just
-    before the first ("tidak seperti perjanjian Rusia dengan Korea Utara") breaks the link.
+    the sentence. A ``breakers`` hit between them ("Rusia, Cina, Korea Utara dan Iran"), a
+    ``not_after`` hit just before the first ("tidak seperti perjanjian Rusia dengan Korea Utara"),
+    or a third item of a list ("AS, Rusia, dan Korea Utara") breaks the link.
     """
 
     name: str
@@ -140,6 +141,7 @@ class Link:
     via: tuple[str, ...]
     joiners: tuple[str, ...]  # plain words, normalised
     breakers: tuple[str, ...]
+    not_after: tuple[str, ...]
     none_of: tuple[str, ...]
     reach: int
     weight: float
@@ -500,7 +502,7 @@ def _links(ctx: _Ctx, block: Any, line: int, known: set[str], other: set[str]) -
         raise ctx.fail(line, "links must be a mapping of name -> clause")
     taken = known | other
     out: list[Link] = []
-    allowed = {"parties", "via", "joiners", "breakers", "none_of", "reach", "weight", "max_hits"}
+    allowed = {"parties", "via", "joiners", "breakers", "not_after", "none_of", "reach", "weight", "max_hits"}
     for lname, spec in block.items():
         lline = _line(block, lname)
         if not isinstance(lname, str) or not _NAME_RE.match(lname) or lname in taken:
@@ -508,7 +510,7 @@ def _links(ctx: _Ctx, block: Any, line: int, known: set[str], other: set[str]) -
         spec = _keys(ctx, spec, f"links.{lname}", allowed, {"parties", "via"}, lline)
         lists = {
             key: _name_list(ctx, spec.get(key, []), f"links.{lname}.{key}", _line(spec, key, lline))
-            for key in ("parties", "via", "breakers", "none_of")
+            for key in ("parties", "via", "breakers", "not_after", "none_of")
         }
         joiners = _words(ctx, spec, "joiners", f"links.{lname}.joiners", lline)
         if len(lists["parties"]) != 2:
@@ -519,7 +521,7 @@ def _links(ctx: _Ctx, block: Any, line: int, known: set[str], other: set[str]) -
             if ref not in known:
                 raise ctx.fail(lline, f"links.{lname}: unknown entity or term group {ref!r}")
         a, b = lists["parties"]
-        out.append(Link(lname, (a, b), lists["via"], joiners, lists["breakers"], lists["none_of"],
+        out.append(Link(lname, (a, b), lists["via"], joiners, lists["breakers"], lists["not_after"], lists["none_of"],
                         _int(ctx, spec, "reach", DEFAULT_REACH), _number(ctx, spec, "weight", 1.0),
                         _int(ctx, spec, "max_hits", DEFAULT_MAX_HITS)))
         taken = taken | {lname}

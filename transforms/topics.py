@@ -132,11 +132,23 @@ def _by_sentence(hits: list[_Hit]) -> dict[tuple[str, int], list[_Hit]]:
 _WORDS_BEFORE = re.compile(r"[\w'’]+(?:[\s-]+[\w'’]+)?[\s-]*$")
 
 
-def _blocked(seg: Segments, actor: _Hit, blockers: tuple[str, ...]) -> bool:
-    """True when one of the ``blockers`` words sits right before the actor ("ekspansi NATO")."""
+_PURPOSE = re.compile(r"(?i)\buntuk\s+$")  # "untuk merespons": a purpose clause has no subject of its own
+_LIST_GLUE = re.compile(r"(?:,\s*(?:dan|serta)?|\s(?:dan|serta))\s*$")
+
+
+def _blocked(seg: Segments, actor: _Hit, blockers: tuple[str, ...], actors: list[_Hit]) -> bool:
+    """True when one of the ``blockers`` words sits right before the actor ("ekspansi NATO"), or
+    before the list the actor ends ("berkoordinasi dengan AS, Jepang, dan NATO")."""
     if not blockers:
         return False
-    before = seg.text[max(0, actor.start - 40) : actor.start]
+    start = actor.start
+    while True:
+        glue = _LIST_GLUE.search(seg.text, max(0, start - 12), start)
+        previous = [a for a in actors if glue is not None and a.end <= glue.start() and glue.start() - a.end <= 1]
+        if not previous:
+            break
+        start = previous[-1].start
+    before = seg.text[max(0, start - 40) : start]
     m = _WORDS_BEFORE.search(before)
     if m is None:
         return False
@@ -159,22 +171,22 @@ def _role_holds(
     blockers = role.blocked_by
     verbs, verbs_before = set(role.verbs), set(role.verbs_before)
     for verb, g in zip(hits, group, strict=True):
-        if g in verbs:
+        if g in verbs and not _PURPOSE.search(seg.text, max(0, verb.start - 7), verb.start):
             before = [a for a in actors if a.end <= verb.start and verb.start - a.end <= role.reach]
             if before:
                 actor = before[-1]
-                if topic.patterns[actor.pattern].group in subject and not _blocked(seg, actor, blockers):
+                if topic.patterns[actor.pattern].group in subject and not _blocked(seg, actor, blockers, actors):
                     return actor, verb
         if g in verbs_before:
             after = [a for a in actors if a.start >= verb.end and a.start - verb.end <= role.reach]
             if after:
                 actor = after[0]
-                if topic.patterns[actor.pattern].group in subject and not _blocked(seg, actor, blockers):
+                if topic.patterns[actor.pattern].group in subject and not _blocked(seg, actor, blockers, actors):
                     return actor, verb
     return None
 
 
-_BREAK_BEFORE = 40  # a breaker this close before the first party ("tidak seperti perjanjian Rusia ...")
+_BREAK_BEFORE = 40  # a not_after hit this close before the first party ("tidak seperti perjanjian Rusia ...")
 _JOIN_WORDS = 4  # "Kim Jong Un dan Presiden Rusia", "Rusia Timur yang berbatasan dengan Korea Utara"
 _GAP_PUNCT = " \t\n-–—/()[]\"'“”‘’"  # not the comma: "Usai dari Korut, Putin tiba di Hanoi"
 
@@ -210,6 +222,7 @@ def _link_holds(topic: Topic, link: Link, seg: Segments, hits: list[_Hit]) -> tu
         return None
     via = [h for h, g in zip(hits, group, strict=True) if g in link.via]
     breakers = [h for h, g in zip(hits, group, strict=True) if g in link.breakers]
+    not_after = [h for h, g in zip(hits, group, strict=True) if g in link.not_after]
     a_hits = [h for h, g in zip(hits, group, strict=True) if g == first]
     b_hits = [h for h, g in zip(hits, group, strict=True) if g == second]
     for a in a_hits:
@@ -219,7 +232,7 @@ def _link_holds(topic: Topic, link: Link, seg: Segments, hits: list[_Hit]) -> tu
                 continue
             if any(left.end <= k.start and k.end <= right.start for k in breakers):
                 continue
-            if any(k.end <= left.start and left.start - k.end <= _BREAK_BEFORE for k in breakers):
+            if any(k.end <= left.start and left.start - k.end <= _BREAK_BEFORE for k in not_after):
                 continue
             if any(left.end <= v.start and v.end <= right.start for v in via):
                 return a, b

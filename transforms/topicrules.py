@@ -29,8 +29,8 @@ Scoring: every entity or term group adds ``weight`` per hit (title hits count ``
 times) up to ``max_hits``; every proximity clause adds ``weight`` per qualifying window up to
 ``max_hits``. Negative weights are allowed (e.g. football vocabulary).
 
-Each topic compiles into ONE combined regular expression (alternatives longest-first, each in
-``Topic.pattern_index`` mapping a match back to its pattern), so a text is scanned once per topic. It runs on the
+Each topic compiles into ONE combined regular expression (a trie of all its patterns, see
+``trie_regex``; ``Topic.pattern_index`` maps a match back to its pattern), so a text is scanned once per topic. It runs on the
 lower-cased text (about 5x faster than IGNORECASE in CPython); when ``str.lower`` would change
 the text's length (rare characters such as "İ"), an IGNORECASE twin keeps offsets exact.
 
@@ -354,6 +354,61 @@ def pattern_regex(text: str) -> str:
     return r"(?:\s+|\s*-\s*)".join(parts)
 
 
+_WILD, _SEP, _END = "\x00w", "\x00s", ""
+
+
+def _units(text: str) -> list[str]:
+    """A pattern as trie units: single lower-case characters, ``_WILD`` for ``*``, ``_SEP`` between words."""
+    out: list[str] = []
+    for i, word in enumerate(w for w in re.split(r"[\s\-]+", text.lower()) if w):
+        if i:
+            out.append(_SEP)
+        out.extend(_WILD if ch == "*" else ch for ch in word)
+    return out
+
+
+def trie_regex(patterns: Iterable[str]) -> str:
+    """One regex source matching any of ``patterns`` (without word boundaries), shaped as a trie.
+
+    CPython's ``re`` tries the branches of an alternation one after another at every position,
+    so 300 flat alternatives cost 300 attempts per word; as a trie only the branch for the
+    next character is followed. Ends are optional and greedy, so the longest pattern that ends
+    on a word boundary wins, as with a longest-first alternation.
+    """
+    root: dict[str, Any] = {}
+    for text in patterns:
+        node = root
+        for unit in _units(text):
+            node = node.setdefault(unit, {})
+        node[_END] = {}
+    return _emit(root)
+
+
+def _unit_regex(unit: str) -> str:
+    if unit == _WILD:
+        return r"\w*"
+    if unit == _SEP:
+        return r"(?:\s+|\s*-\s*)"
+    return re.escape(unit)
+
+
+def _emit(node: dict[str, Any]) -> str:
+    branches = []
+    for unit in sorted((u for u in node if u != _END), key=lambda u: (u == _WILD, u)):
+        head, child = _unit_regex(unit), node[unit]
+        while len(child) == 1 and _END not in child:  # path compression
+            (nxt, grand), = child.items()
+            head += _unit_regex(nxt)
+            child = grand
+        branches.append(head + _emit(child))
+    if not branches:
+        return ""
+    body = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
+    if _END in node:
+        return f"(?:{body})?"
+    return body
+
+
 def _literal_len(text: str) -> int:
     return len(text.replace("*", ""))
 
@@ -447,7 +502,7 @@ def parse_topic(raw: Any, *, file: str) -> Topic:
 
     ordered = sorted(enumerate(patterns), key=lambda ip: (-_literal_len(ip[1][0].text), not ip[1][0].is_entity, ip[0]))
     final = tuple(p for _, (p, _line_no) in ordered)
-    source = "|".join(pattern_regex(p.text) for p in final)
+    source = trie_regex([p.text for p in final])
     literals = {normalise(p.text): i for i, p in enumerate(final) if "*" not in p.text}
     wildcards = tuple(
         (i, re.compile(pattern_regex(p.text), re.IGNORECASE)) for i, p in enumerate(final) if "*" in p.text

@@ -40,7 +40,9 @@ of them for ``newsmon topics check``.
 
 from __future__ import annotations
 
+import dataclasses
 import re
+import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from importlib import resources
@@ -183,6 +185,8 @@ class Topic:
     description: str = ""
     roles: tuple[Role, ...] = ()
     links: tuple[Link, ...] = ()
+    replaces_shipped: bool = False  # a user topic may take a shipped topic's name only when this is set
+    replaced: str = ""  # the shipped file this topic replaces (set by ``order_topics``)
 
     def pattern_index(self, surface: str) -> int:
         """Which pattern produced a match of the combined regex (the first one that fits it).
@@ -421,7 +425,7 @@ def parse_topic(raw: Any, *, file: str) -> Topic:
         raw,
         "topic file",
         {"topic", "version", "description", "threshold", "title_weight", "entities", "terms", "proximity", "roles",
-         "links", "require"},
+         "links", "require", "replaces_shipped"},
         {"topic", "version", "threshold"},
         1,
     )
@@ -433,6 +437,9 @@ def parse_topic(raw: Any, *, file: str) -> Topic:
         raise ctx.fail(_line(top, "version"), "version must be a non-empty string")
     threshold = _number(ctx, top, "threshold", 0.0)
     title_weight = _number(ctx, top, "title_weight", DEFAULT_TITLE_WEIGHT, minimum=0.0)
+    replaces_shipped = top.get("replaces_shipped", False)
+    if not isinstance(replaces_shipped, bool):
+        raise ctx.fail(_line(top, "replaces_shipped"), "replaces_shipped must be true or false")
     description = top.get("description", "")
     if not isinstance(description, str):
         raise ctx.fail(_line(top, "description"), "description must be a string")
@@ -528,6 +535,7 @@ def parse_topic(raw: Any, *, file: str) -> Topic:
         description=description.strip(),
         roles=roles,
         links=links,
+        replaces_shipped=replaces_shipped,
     )
 
 
@@ -723,20 +731,45 @@ def check_topics(directory: Path | None, *, include_defaults: bool = True) -> tu
             topics.append(_read(item) if isinstance(item, Path) else parse_topic_text(item, file=label))
         except TopicError as exc:
             errors.append(exc)
+    shipped = {t.name: t.source for t in topics if t.source.startswith("<defaults>")}
+    kept = []
+    for t in topics:
+        if t.name in shipped and not t.source.startswith("<defaults>") and not t.replaces_shipped:
+            errors.append(TopicError(
+                t.source, 1,
+                f"topic {t.name!r} has the name of a shipped topic ({shipped[t.name]}); rename it, or add "
+                "'replaces_shipped: true' to replace the shipped topic on purpose (the shipped one is used)",
+            ))
+            continue
+        kept.append(t)
     try:
-        topics = order_topics(topics)
+        topics = order_topics(kept)
     except TopicError as exc:
         errors.append(exc)
+        topics = kept
     return topics, errors
 
 
 def order_topics(topics: Iterable[Topic]) -> list[Topic]:
-    """User topics replace shipped ones of the same name; dependencies come first."""
+    """Dependencies first. A user topic replaces the shipped topic of the same name only when it
+    says so (``replaces_shipped: true``); otherwise the clash is an error naming both files."""
     by_name: dict[str, Topic] = {}
     for t in topics:
         prev = by_name.get(t.name)
-        if prev is not None and not prev.source.startswith("<defaults>") and not t.source.startswith("<defaults>"):
-            raise TopicError(t.source, 1, f"topic {t.name!r} is also defined in {prev.source}")
+        if prev is not None:
+            prev_shipped, shipped = prev.source.startswith("<defaults>"), t.source.startswith("<defaults>")
+            if not prev_shipped and not shipped:
+                raise TopicError(t.source, 1, f"topic {t.name!r} is also defined in {prev.source}")
+            if prev_shipped and not shipped:
+                if not t.replaces_shipped:
+                    raise TopicError(
+                        t.source, 1,
+                        f"topic {t.name!r} has the name of a shipped topic ({prev.source}); rename it, or add "
+                        "'replaces_shipped: true' to replace the shipped topic on purpose",
+                    )
+                t = dataclasses.replace(t, replaced=prev.source)
+            elif shipped and not prev_shipped:
+                continue
         by_name[t.name] = t
     ordered: list[Topic] = []
     state: dict[str, int] = {}
@@ -759,9 +792,41 @@ def order_topics(topics: Iterable[Topic]) -> list[Topic]:
     return ordered
 
 
+_CACHE: dict[tuple[Any, ...], tuple[Topic, ...]] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def _cache_key(user_dir: Path | None, include_defaults: bool) -> tuple[Any, ...]:
+    """What a compiled rule set depends on: the directory and each file's name, mtime and size."""
+    files: tuple[tuple[str, int, int], ...] = ()
+    if user_dir is not None:
+        try:
+            stats = [(p.name, p.stat()) for p in _topic_files(user_dir)]
+            files = tuple((name, st.st_mtime_ns, st.st_size) for name, st in stats)
+        except OSError:
+            files = (("<unreadable>", 0, 0),)
+    where = str(user_dir.resolve()) if user_dir is not None else None
+    return (where, include_defaults, files)
+
+
 def load_topics(user_dir: Path | None = None, *, include_defaults: bool = True) -> tuple[Topic, ...]:
-    """Shipped topics plus those in ``user_dir``; raises the first ``TopicError``."""
-    topics, errors = check_topics(Path(user_dir) if user_dir is not None else None, include_defaults=include_defaults)
+    """Shipped topics plus those in ``user_dir``; raises the first ``TopicError``.
+
+    Compiled once per process: the result is cached by (directory, each file's name, mtime and
+    size), so every Beam bundle's ``setup`` reuses it and an edited file is picked up.
+    """
+    directory = Path(user_dir) if user_dir is not None else None
+    key = _cache_key(directory, include_defaults)
+    with _CACHE_LOCK:
+        cached = _CACHE.get(key)
+    if cached is not None:
+        return cached
+    topics, errors = check_topics(directory, include_defaults=include_defaults)
     if errors:
         raise errors[0]
-    return tuple(topics)
+    result = tuple(topics)
+    with _CACHE_LOCK:
+        if len(_CACHE) > 32:
+            _CACHE.clear()
+        _CACHE[key] = result
+    return result

@@ -282,8 +282,6 @@ def _judge(topic: Topic, doc: _Doc, passed_topics: set[str] | None = None) -> Ve
         contribution = round(p.weight * min(units, p.max_hits), 4) + 0.0  # no "-0"
         score += contribution
         reasons.append(f"proximity {p.name}: {len(qualifying)} {p.within}(s) qualify, {contribution + 0.0:+g}")
-        if contribution > 0:
-            reasons.extend(_carried(p.name, doc, qualifying, p.within, p.max_hits))
     sentences = _by_sentence(hits) if topic.roles or topic.links else {}
     for k in topic.links:
         linked = []
@@ -340,20 +338,6 @@ def _judge(topic: Topic, doc: _Doc, passed_topics: set[str] | None = None) -> Ve
     return Verdict(passed, evidence, tuple(failed))
 
 
-def _carried(name: str, doc: _Doc, keys: list[tuple[str, int]], within: str, limit: int) -> list[str]:
-    """One line per window that scored for a clause (at most ``limit``), quoting its first sentence."""
-    out = []
-    for field, index in keys[:limit]:
-        seg = doc.title if field == TITLE else doc.text
-        if within == "paragraph" and field == TEXT:
-            first = next(i for i, s in enumerate(seg.sentences) if s.paragraph == index)
-            out.append(f"  {name} in text paragraph {index}: {_short(seg.sentence_text(first))}")
-        else:
-            sentence_index = 0 if field == TITLE else index
-            out.append(f"  {name} in {field}: {_short(seg.sentence_text(sentence_index))}")
-    return out
-
-
 def _failed_requirements(
     topic: Topic, doc: _Doc, hits: list[_Hit], count: dict[str, int], passed_topics: set[str]
 ) -> list[str]:
@@ -405,23 +389,47 @@ def evaluate(topics: Sequence[Topic], *, title: str, text: str) -> tuple[TopicEv
     return tuple(v.evidence for v in judge_all(topics, title=title, text=text) if v.passed)
 
 
-def explain(topics: Sequence[Topic], *, title: str, text: str) -> str:
-    """A human-readable account: tags, near-misses, every matched term with its sentence."""
+def explain(topics: Sequence[Topic], *, title: str, text: str, full: bool = False) -> str:
+    """A human-readable account of every topic's verdict.
+
+    By default only what carried the decision: the clauses that scored (with the sentences that
+    made them score), the failed requirements, and per entity / term group the words that added
+    to the score. ``full=True`` adds every clause and every match, including those worth 0.
+    """
     lines = []
     for topic, v in zip(topics, judge_all(topics, title=title, text=text), strict=True):
         e = v.evidence
         group_of = {p.text: p.group for p in topic.patterns}
         state = "TAGGED" if v.passed else ("no match" if not e.matched else "not tagged")
         lines.append(f"{e.topic} (rules v{e.rule_version}): {state}, score {e.score:g} / threshold {e.threshold:g}")
+        if not e.matched and not full:
+            continue
         for reason in e.reasons:
-            lines.append(f"    - {reason}")
+            if full or not _ZERO_CLAUSE.search(reason):
+                lines.append(f"    - {reason}")
+        if full:
+            for m in e.matched:
+                who = m.entity or f"term {group_of.get(m.term, '?')}"
+                lines.append(
+                    f"    {m.field}[{m.start}:{m.end}] {m.surface!r} ~ {m.term!r} ({who}, {m.weight:+g})"
+                    f"  in: {_short(m.sentence)}"
+                )
+            continue
+        scored: dict[str, list[MatchedTerm]] = {}
         for m in e.matched:
-            who = m.entity or f"term {group_of.get(m.term, '?')}"
-            lines.append(
-                f"    {m.field}[{m.start}:{m.end}] {m.surface!r} ~ {m.term!r} ({who}, {m.weight:+g})"
-                f"  in: {_short(m.sentence)}"
-            )
+            if m.weight:
+                scored.setdefault(m.entity or group_of.get(m.term, "?"), []).append(m)
+        for name, terms in scored.items():
+            counts: dict[str, int] = {}
+            for m in terms:
+                counts[m.surface] = counts.get(m.surface, 0) + 1
+            words = ", ".join(f"{w!r}" + (f" x{n}" if n > 1 else "") for w, n in list(counts.items())[:6])
+            more = f", +{len(counts) - 6} more" if len(counts) > 6 else ""
+            lines.append(f"    {name} {sum(m.weight for m in terms):+g}: {words}{more}")
     return "\n".join(lines)
+
+
+_ZERO_CLAUSE = re.compile(r"qualify, [+-]0$")
 
 
 def _short(sentence: str, limit: int = 110) -> str:

@@ -493,8 +493,9 @@ def parse_topic(raw: Any, *, file: str) -> Topic:
         all_of = _name_list(ctx, spec.get("all_of", []), f"proximity.{pname}.all_of", pline)
         any_of = _any_of(ctx, spec.get("any_of", []), f"proximity.{pname}.any_of", pline)
         none_of = _name_list(ctx, spec.get("none_of", []), f"proximity.{pname}.none_of", pline)
-        if len(all_of) + len(any_of) < 2:
-            raise ctx.fail(pline, f"proximity.{pname} needs at least two things to co-occur (all_of/any_of)")
+        if len(all_of) + len(any_of) < 2 and not (all_of or any_of) or len(all_of) + len(any_of) < 2 and not none_of:
+            raise ctx.fail(pline, f"proximity.{pname} needs at least two things to co-occur (all_of/any_of), "
+                                  "or one with none_of")
         for ref in (*all_of, *(n for alt in any_of for n in alt), *none_of):
             if ref not in known:
                 raise ctx.fail(pline, f"proximity.{pname}: unknown entity or term group {ref!r}")

@@ -200,3 +200,15 @@ def test_rule_sets_are_compiled_once_and_reloaded_when_a_file_changes(tmp_path: 
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
     second = load_topics(tmp_path)
     assert second is not first and second[-1].version == "2"
+
+
+def test_fast_path_agrees_with_full_verdicts(shipped) -> None:
+    import json
+
+    rows = [json.loads(line) for line in
+            (Path(__file__).parent / "data" / "topics_devset.jsonl").read_text(encoding="utf-8").splitlines() if line]
+    rows.append({"title": "", "text": "Hujan deras di Bogor. Tidak ada kaitan dengan Rusia."})
+    for row in rows:
+        fast = [e.to_dict() for e in evaluate(shipped, title=row["title"], text=row["text"])]
+        full = [v.evidence.to_dict() for v in judge_all(shipped, title=row["title"], text=row["text"]) if v.passed]
+        assert fast == full

@@ -187,13 +187,26 @@ class Topic:
     links: tuple[Link, ...] = ()
     replaces_shipped: bool = False  # a user topic may take a shipped topic's name only when this is set
     replaced: str = ""  # the shipped file this topic replaces (set by ``order_topics``)
+    # One regex per group that ``require.all_of`` needs: a text without a hit of each cannot pass,
+    # so ``evaluate`` skips the full scan (lower-case form and IGNORECASE twin).
+    gates: tuple[tuple[re.Pattern[str], re.Pattern[str]], ...] = ()
+    _memo: dict[str, int] = dataclasses.field(default_factory=dict, compare=False, repr=False)
 
     def pattern_index(self, surface: str) -> int:
         """Which pattern produced a match of the combined regex (the first one that fits it).
 
         The combined regex has no capturing groups (they disable CPython's fast literal-prefix
-        scan and made it ~10x slower), so the pattern is recovered from the matched text.
+        scan and made it ~10x slower), so the pattern is recovered from the matched text
+        (memoised per surface form).
         """
+        found = self._memo.get(surface)
+        if found is None:
+            found = self._memo[surface] = self._pattern_index(surface)
+            if len(self._memo) > 20_000:
+                self._memo.clear()
+        return found
+
+    def _pattern_index(self, surface: str) -> int:
         best = self.literals.get(normalise(surface), len(self.patterns))
         low = surface.lower()
         for index, rx in self.wildcards:
@@ -519,6 +532,11 @@ def parse_topic(raw: Any, *, file: str) -> Topic:
     # "not inside a longer word"; \b is much faster than look-arounds in CPython's re.
     regex = re.compile(rf"\b(?:{source})\b")
     regex_ci = re.compile(rf"\b(?:{source})\b", re.IGNORECASE)
+    gate_groups = [n for n, minimum in require.all_of if n in known and minimum >= 1]
+    gates = []
+    for gname in gate_groups:
+        gsource = trie_regex([p.text for p in final if p.group == gname])
+        gates.append((re.compile(rf"\b(?:{gsource})\b"), re.compile(rf"\b(?:{gsource})\b", re.IGNORECASE)))
     return Topic(
         name=name,
         version=str(version),
@@ -537,6 +555,7 @@ def parse_topic(raw: Any, *, file: str) -> Topic:
         roles=roles,
         links=links,
         replaces_shipped=replaces_shipped,
+        gates=tuple(gates),
     )
 
 

@@ -384,9 +384,34 @@ def judge_all(topics: Sequence[Topic], *, title: str, text: str) -> list[Verdict
     return verdicts
 
 
+def _cannot_pass(topic: Topic, doc: _Doc, passed: set[str]) -> bool:
+    """True when a required topic failed or a group ``require.all_of`` needs is absent from both
+    fields: the topic cannot pass, so its full scan can be skipped."""
+    if any(dep not in passed for dep in topic.require.topics):
+        return True
+    for low_rx, ci_rx in topic.gates:
+        if not any(
+            (low_rx.search(low) if low is not None else ci_rx.search(seg.text))
+            for seg, low in ((doc.title, doc.lowered[0]), (doc.text, doc.lowered[1]))
+        ):
+            return True
+    return False
+
+
 def evaluate(topics: Sequence[Topic], *, title: str, text: str) -> tuple[TopicEvidence, ...]:
-    """Evidence for the topics that pass, in topic order."""
-    return tuple(v.evidence for v in judge_all(topics, title=title, text=text) if v.passed)
+    """Evidence for the topics that pass, in topic order (the fast path: topics that cannot pass
+    are not scanned; ``judge_all`` gives every topic's full verdict)."""
+    doc = _segment(title, text)
+    passed: set[str] = set()
+    out = []
+    for topic in topics:
+        if _cannot_pass(topic, doc, passed):
+            continue
+        v = _judge(topic, doc, passed)
+        if v.passed:
+            passed.add(topic.name)
+            out.append(v.evidence)
+    return tuple(out)
 
 
 def explain(topics: Sequence[Topic], *, title: str, text: str, full: bool = False) -> str:

@@ -134,7 +134,8 @@ ALL_KEYS = {
     "groups": ["aliases", "patterns", "weight", "max_hits"],
     "proximity": ["within", "all_of", "any_of", "none_of"],
     "links": ["parties", "via", "joiners", "breakers", "not_after", "none_of", "reach"],
-    "roles": ["subject", "verbs", "verbs_before", "rivals", "blocked_by", "about", "about_before", "reach"],
+    "roles": ["subject", "verbs", "verbs_before", "rivals", "blocked_by", "about", "about_before", "pronouns",
+              "quote_colon", "reach"],
     "require": ["all_of", "any_of", "none_of", "topics", "focus"],
 }
 

@@ -58,6 +58,8 @@ roles:
     blocked_by: [dengan, ekspansi]
     about: [gamma]
     about_before: 1
+    pronouns: [ia, dia]
+    quote_colon: true
     weight: 1
 """
 
@@ -112,6 +114,10 @@ def test_link_evidence_quotes_the_sentence() -> None:
         ("Beta berkoordinasi dengan Gamma dan Alfa untuk merespons.", False),  # a list after "dengan", purpose clause
         ("Alfa mengecam uji rudal di laut.", False),  # not about Gamma
         ("Gamma menguji rudal. Cuaca cerah. Alfa mengecam langkah itu.", False),  # about too far back
+        ("Sekjen Alfa tiba di kota. Ia mengecam rudal Gamma.", True),  # a pronoun refers to the sentence before
+        ("Beta tiba di kota. Ia mengecam rudal Gamma.", False),  # ... whose first actor is not the subject
+        ("Alfa: rudal Gamma berbahaya", True),  # a headline quoting the subject
+        ("Ekspansi Alfa: ancaman bagi Gamma", False),  # blocked
     ],
 )
 def test_roles_decide_who_reacts_from_the_sentence(text: str, expected: bool) -> None:
@@ -127,6 +133,7 @@ def test_roles_decide_who_reacts_from_the_sentence(text: str, expected: bool) ->
         ("links:\n  l:\n    parties: [x]\n    via: [x]\n", "exactly two groups"),
         ("links:\n  l:\n    parties: [x, x]\n    via: [x]\n    joiners: [1.5]\n", "is not a word"),
         ("replaces_shipped: yes please\n", "replaces_shipped must be true or false"),
+        ("roles:\n  r:\n    subject: [x]\n    verbs: [x]\n    quote_colon: 1\n", "quote_colon must be true or false"),
     ],
 )
 def test_new_keys_are_validated(body: str, problem: str) -> None:

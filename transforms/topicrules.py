@@ -119,6 +119,8 @@ class Role:
     blocked_by: tuple[str, ...]  # plain words, normalised
     about: tuple[tuple[str, ...], ...]
     about_before: int  # sentences before this one that may supply ``about`` ("langkah itu")
+    pronouns: tuple[str, ...]  # "Ia mengatakan ...": the previous sentence's first actor is the subject
+    quote_colon: bool  # "NATO: ..." (a headline quoting the subject) counts as a reaction
     reach: int
     weight: float
     max_hits: int
@@ -559,6 +561,13 @@ def parse_topic(raw: Any, *, file: str) -> Topic:
     )
 
 
+def _flag(ctx: _Ctx, obj: _LineDict, key: str) -> bool:
+    value = obj.get(key, False)
+    if not isinstance(value, bool):
+        raise ctx.fail(_line(obj, key), f"{key} must be true or false, got {value!r}")
+    return value
+
+
 def _count(ctx: _Ctx, obj: _LineDict, key: str, default: int) -> int:
     value = obj.get(key, default)
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
@@ -620,8 +629,8 @@ def _roles(ctx: _Ctx, block: Any, line: int, known: set[str], proximity: set[str
         raise ctx.fail(line, "roles must be a mapping of name -> clause")
     taken = known | proximity
     out: list[Role] = []
-    allowed = {"subject", "verbs", "verbs_before", "rivals", "blocked_by", "about", "about_before", "reach", "weight",
-               "max_hits"}
+    allowed = {"subject", "verbs", "verbs_before", "rivals", "blocked_by", "about", "about_before", "pronouns",
+               "quote_colon", "reach", "weight", "max_hits"}
     for rname, spec in block.items():
         rline = _line(block, rname)
         if not isinstance(rname, str) or not _NAME_RE.match(rname) or rname in taken:
@@ -642,7 +651,9 @@ def _roles(ctx: _Ctx, block: Any, line: int, known: set[str], proximity: set[str
                 raise ctx.fail(rline, f"roles.{rname}: unknown entity or term group {ref!r}")
         reach = _int(ctx, spec, "reach", DEFAULT_REACH)
         out.append(Role(rname, lists["subject"], lists["verbs"], lists["verbs_before"], lists["rivals"],
-                        blocked, about, _count(ctx, spec, "about_before", 0), reach, _number(ctx, spec, "weight", 1.0),
+                        blocked, about, _count(ctx, spec, "about_before", 0),
+                        _words(ctx, spec, "pronouns", f"roles.{rname}.pronouns", rline),
+                        _flag(ctx, spec, "quote_colon"), reach, _number(ctx, spec, "weight", 1.0),
                         _int(ctx, spec, "max_hits", DEFAULT_MAX_HITS)))
         taken = taken | {rname}
     return tuple(out)

@@ -157,18 +157,29 @@ def _blocked(seg: Segments, actor: _Hit, blockers: tuple[str, ...], actors: list
 
 
 def _role_holds(
-    topic: Topic, role: Role, seg: Segments, hits: list[_Hit], context: set[str]
+    topic: Topic, role: Role, seg: Segments, hits: list[_Hit], context: set[str], previous: _Hit | None = None
 ) -> tuple[_Hit, _Hit] | None:
-    """(subject hit, verb hit) when the sentence's ``hits`` give ``role.subject`` the verb, else None."""
+    """(subject hit, verb hit) when the sentence's ``hits`` give ``role.subject`` the verb, else None.
+
+    ``previous`` is the first actor of the sentence before, which a leading pronoun ("Ia
+    mengatakan ...") refers to when the role lists ``pronouns``.
+    """
     group = [topic.patterns[h.pattern].group for h in hits]
     present = set(group)
     if not all(any(n in present or n in context for n in alt) for alt in role.about):
         return None
     subject, rivals = set(role.subject), set(role.rivals)
     actors = [h for h, g in zip(hits, group, strict=True) if g in subject or g in rivals]
-    if not any(topic.patterns[a.pattern].group in subject for a in actors):
+    by_pronoun = previous is not None and topic.patterns[previous.pattern].group in subject and role.pronouns
+    if not by_pronoun and not any(topic.patterns[a.pattern].group in subject for a in actors):
         return None
     blockers = role.blocked_by
+    if role.quote_colon and actors and topic.patterns[actors[0].pattern].group in subject:
+        first = actors[0]
+        after = seg.text[first.end : first.end + 3]
+        if after.lstrip().startswith(":") and not _blocked(seg, first, blockers, actors):
+            colon = first.end + after.index(":")
+            return first, _Hit(first.field, colon, colon + 1, first.sentence, first.pattern)
     verbs, verbs_before = set(role.verbs), set(role.verbs_before)
     for verb, g in zip(hits, group, strict=True):
         if g in verbs and not _PURPOSE.search(seg.text, max(0, verb.start - 7), verb.start):
@@ -177,6 +188,10 @@ def _role_holds(
                 actor = before[-1]
                 if topic.patterns[actor.pattern].group in subject and not _blocked(seg, actor, blockers, actors):
                     return actor, verb
+            elif by_pronoun and previous is not None:
+                words = normalise(seg.text[seg.sentences[verb.sentence].start : verb.start]).split()
+                if len(words) <= 5 and any(w in role.pronouns for w in words):
+                    return previous, verb
         if g in verbs_before:
             after = [a for a in actors if a.start >= verb.end and a.start - verb.end <= role.reach]
             if after:
@@ -307,7 +322,12 @@ def _judge(topic: Topic, doc: _Doc, passed_topics: set[str] | None = None) -> Ve
                 context: set[str] = set()
                 for back in range(1, r.about_before + 1):
                     context.update(topic.patterns[h.pattern].group for h in sentences.get((key[0], key[1] - back), ()))
-                pair = _role_holds(topic, r, seg, shits, context)
+                previous = None
+                if r.pronouns:
+                    actors = set(r.subject) | set(r.rivals)
+                    previous = next((h for h in sentences.get((key[0], key[1] - 1), ())
+                                     if topic.patterns[h.pattern].group in actors), None)
+                pair = _role_holds(topic, r, seg, shits, context, previous)
                 if pair is not None:
                     found.append((key, pair))
             raw_count[r.name] = len(found)

@@ -219,3 +219,26 @@ def test_fast_path_agrees_with_full_verdicts(shipped) -> None:
         fast = [e.to_dict() for e in evaluate(shipped, title=row["title"], text=row["text"])]
         full = [v.evidence.to_dict() for v in judge_all(shipped, title=row["title"], text=row["text"]) if v.passed]
         assert fast == full
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Kim Jong Un mengucapkan selamat ulang tahun kepada Vladimir Putin dan memuji persahabatan kedua negara.",
+         {"russia-dprk"}),
+        ("Pesawat yang membawa Menlu Korut Choe Son Hui mendarat di Moskwa untuk pembicaraan dengan Lavrov.",
+         {"russia-dprk"}),
+        ("Negeri Beruang Merah disebut menerima jutaan peluru artileri dari Pyongyang sejak 2023.", {"russia-dprk"}),
+        ("Jalur kereta penumpang Moskow-Pyongyang kembali dibuka setelah lima tahun terhenti.", {"russia-dprk"}),
+        ("Timnas Korea Utara mengalahkan Rusia 2-1 dalam laga persahabatan di stadion Kim Il Sung.", set()),
+        ("Film tentang mata-mata Rusia di Korea Utara meraih penghargaan di festival Busan.", set()),
+        ("Korea Utara kembali menembakkan rudal balistik ke Laut Jepang, sementara Rusia melanjutkan serangan "
+         "di Ukraina.", set()),
+        ("Aliansi itu mengecam pengiriman pasukan Korea Utara ke Rusia. NATO juga menyerukan Pyongyang menghentikan "
+         "bantuan militer kepada Moskow.", {"russia-dprk", "nato-reaction"}),
+        ("Uni Eropa dan G7 mengecam kerja sama militer Rusia dan Korea Utara dalam pertemuan yang juga dihadiri "
+         "NATO.", {"russia-dprk"}),
+    ],
+)
+def test_shipped_topics_on_single_sentences(shipped, text: str, expected: set[str]) -> None:
+    assert _tags(shipped, text) == expected

@@ -131,7 +131,7 @@ def test_example_topic_file_loads_and_tags_its_own_example(tmp_path: Path) -> No
 ALL_KEYS = {
     "top": ["topic", "version", "threshold", "title_weight", "description", "replaces_shipped", "entities", "terms",
             "proximity", "links", "roles", "require"],
-    "groups": ["aliases", "patterns", "weight", "max_hits"],
+    "groups": ["aliases", "patterns", "weight", "max_hits", "short_aliases"],
     "proximity": ["within", "all_of", "any_of", "none_of"],
     "links": ["parties", "via", "joiners", "breakers", "not_after", "none_of", "reach"],
     "roles": ["subject", "verbs", "verbs_before", "rivals", "blocked_by", "about", "about_before", "pronouns",

@@ -242,3 +242,26 @@ def test_fast_path_agrees_with_full_verdicts(shipped) -> None:
 )
 def test_shipped_topics_on_single_sentences(shipped, text: str, expected: set[str]) -> None:
     assert _tags(shipped, text) == expected
+
+
+SHORT_TOPIC = """\
+topic: short
+version: "1"
+threshold: 1
+entities:
+  person: {weight: 1, aliases: [Kim Jong Un], short_aliases: [Kim]}
+"""
+
+
+@pytest.mark.parametrize(
+    ("text", "hits"),
+    [
+        ("Kim tiba di stasiun.", 0),  # the short form alone does not count
+        ("Kim Jong Un tiba. Kim lalu berpidato.", 2),  # beside the full name it does
+        ("Kim Jong Un tiba. Kim Keon-hee menyambutnya.", 1),  # not when a name goes on
+    ],
+)
+def test_short_aliases_count_only_beside_a_full_alias(text: str, hits: int) -> None:
+    topic = parse_topic_text(SHORT_TOPIC, file="t.yaml")
+    (verdict,) = judge_all((topic,), title="", text=text)
+    assert len(verdict.evidence.matched) == hits

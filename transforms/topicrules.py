@@ -78,6 +78,7 @@ class Pattern:
     text: str
     group: str  # entity or term-group name
     is_entity: bool
+    short: bool = False  # an entity's short form: counts only beside a full alias (see ``short_aliases``)
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,6 +193,7 @@ class Topic:
     # One regex per group that ``require.all_of`` needs: a text without a hit of each cannot pass,
     # so ``evaluate`` skips the full scan (lower-case form and IGNORECASE twin).
     gates: tuple[tuple[re.Pattern[str], re.Pattern[str]], ...] = ()
+    has_short: bool = False  # some entity has ``short_aliases``
     _memo: dict[str, int] = dataclasses.field(default_factory=dict, compare=False, repr=False)
 
     def pattern_index(self, surface: str) -> int:
@@ -475,12 +477,17 @@ def parse_topic(raw: Any, *, file: str) -> Topic:
                 spec_d = _LineDict({list_key: spec})
                 spec_d.line, spec_d.key_lines = gline, {list_key: gline}
                 spec = spec_d
-            spec = _keys(ctx, spec, f"{section}.{gname}", {list_key, "weight", "max_hits"}, {list_key}, gline)
+            allowed = {list_key, "weight", "max_hits"} | ({"short_aliases"} if is_entity else set())
+            spec = _keys(ctx, spec, f"{section}.{gname}", allowed, {list_key}, gline)
             weight = _number(ctx, spec, "weight", 1.0)
             max_hits = _int(ctx, spec, "max_hits", DEFAULT_MAX_HITS)
             groups.append(Group(gname, weight, max_hits, is_entity))
             for text, pline in _patterns(ctx, spec[list_key], f"{section}.{gname}.{list_key}", gline):
                 patterns.append((Pattern(text, gname, is_entity), pline))
+            if "short_aliases" in spec:
+                where = f"{section}.{gname}.short_aliases"
+                for text, pline in _patterns(ctx, spec["short_aliases"], where, _line(spec, "short_aliases", gline)):
+                    patterns.append((Pattern(text, gname, is_entity, short=True), pline))
     if not groups:
         raise ctx.fail(1, "a topic needs at least one entity or term group")
     known = {g.name for g in groups}
@@ -537,7 +544,7 @@ def parse_topic(raw: Any, *, file: str) -> Topic:
     gate_groups = [n for n, minimum in require.all_of if n in known and minimum >= 1]
     gates = []
     for gname in gate_groups:
-        gsource = trie_regex([p.text for p in final if p.group == gname])
+        gsource = trie_regex([p.text for p in final if p.group == gname and not p.short])
         gates.append((re.compile(rf"\b(?:{gsource})\b"), re.compile(rf"\b(?:{gsource})\b", re.IGNORECASE)))
     return Topic(
         name=name,
@@ -558,6 +565,7 @@ def parse_topic(raw: Any, *, file: str) -> Topic:
         links=links,
         replaces_shipped=replaces_shipped,
         gates=tuple(gates),
+        has_short=any(p.short for p in final),
     )
 
 

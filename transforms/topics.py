@@ -95,7 +95,27 @@ def _hits(topic: Topic, doc: _Doc) -> list[_Hit]:
             if idx is None:  # inside an excluded related-link span
                 continue
             out.append(_Hit(field, m.start(), m.end(), idx, topic.pattern_index(seg.text[m.start() : m.end()])))
+    if topic.has_short:
+        out = _short_forms(topic, doc, out)
     return out
+
+
+_NAME_GOES_ON = re.compile(r"[\s-]+[A-Z]")
+
+
+def _short_forms(topic: Topic, doc: _Doc, hits: list[_Hit]) -> list[_Hit]:
+    """Keep a short alias ("Kim") only when its entity is also named in full somewhere in the
+    document, and not when the name goes on ("Kim Keon-hee", "Kim Il Sung")."""
+    full = {topic.patterns[h.pattern].group for h in hits if not topic.patterns[h.pattern].short}
+    kept = []
+    for h in hits:
+        pat = topic.patterns[h.pattern]
+        if pat.short:
+            seg = doc.title if h.field == TITLE else doc.text
+            if pat.group not in full or _NAME_GOES_ON.match(seg.text, h.end):
+                continue
+        kept.append(h)
+    return kept
 
 
 def _window_ok(p: Proximity, present: set[str]) -> bool:

@@ -86,6 +86,8 @@ def _tagged(topic_text: str, text: str, title: str = "") -> bool:
         ("Usai dari Biru, Merah sepakat dengan yang lain.", False),  # a comma does not join
         ("Tidak seperti perjanjian Merah dengan Biru, yang ini longgar.", False),  # comparison just before
         ("Merah dan Biru sepakat menunda pertandingan.", False),  # none_of in the sentence
+        ("Merah - Biru sepakat.", True),  # a spaced dash alone joins
+        ("Merah tetap kuat - Biru kirim perjanjian baru", False),  # ... but separates two listed items
     ],
 )
 def test_links_need_the_two_parties_joined_by_a_relation(text: str, expected: bool) -> None:

@@ -138,7 +138,8 @@ class Link:
     Utara", "Rusia-Korut", "Kim Jong Un dan Presiden Rusia") and a ``via`` hit is elsewhere in
     the sentence. A ``breakers`` hit between them ("Rusia, Cina, Korea Utara dan Iran"), a
     ``not_after`` hit just before the first ("tidak seperti perjanjian Rusia dengan Korea Utara"),
-    or a third item of a list ("AS, Rusia, dan Korea Utara") breaks the link.
+    a third item of a list ("AS, Rusia, dan Korea Utara"), or a spaced dash, bar or semicolon
+    between words ("Korut luncurkan rudal - Putin kunjungi pabrik") breaks the link.
     """
 
     name: str

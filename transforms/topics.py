@@ -221,6 +221,7 @@ def _role_holds(
     return None
 
 
+_SEPARATOR = re.compile(r"\s[-–—|]\s|;|\s\|")  # a spaced dash, bar or semicolon between two items
 _BREAK_BEFORE = 40  # a not_after hit this close before the first party ("tidak seperti perjanjian Rusia ...")
 _JOIN_WORDS = 4  # "Kim Jong Un dan Presiden Rusia", "Rusia Timur yang berbatasan dengan Korea Utara"
 _GAP_PUNCT = " \t\n-–—/()[]\"'“”‘’"  # not the comma: "Usai dari Korut, Putin tiba di Hanoi"
@@ -269,6 +270,9 @@ def _link_holds(topic: Topic, link: Link, seg: Segments, hits: list[_Hit]) -> tu
                 continue
             if any(k.end <= left.start and left.start - k.end <= _BREAK_BEFORE for k in not_after):
                 continue
+            between = seg.text[left.end : right.start]
+            if _SEPARATOR.search(between) and between.strip(_GAP_PUNCT):
+                continue  # "Korut luncurkan rudal - Putin kunjungi pabrik": two items, not one relation
             if any(left.end <= v.start and v.end <= right.start for v in via):
                 return a, b
             gap = normalise(seg.text[left.end : right.start].strip(_GAP_PUNCT)).split()

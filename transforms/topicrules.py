@@ -12,6 +12,11 @@ A topic file describes one topic (see ``transforms/topics/*.yaml`` for the shipp
       treaty: {weight: 1.5, max_hits: 2, patterns: [perjanjian, "*tandatangan*"]}
     proximity:                    # windows (sentence / paragraph) where several names co-occur
       pair: {within: sentence, all_of: [russia, dprk], none_of: [], weight: 2, max_hits: 4}
+    links:                        # two parties joined by a relation inside one sentence
+      relation: {parties: [russia, dprk], via: [treaty, arms], joiners: [dan, dengan], weight: 7}
+    roles:                        # who does what inside one sentence
+      reacts: {subject: [nato], verbs: [reaction], rivals: [others], blocked_by: [dengan], weight: 4}
+    replaces_shipped: false       # a user topic may take a shipped topic's name only with true
     require:                      # boolean gate, checked besides the threshold
       all_of: [russia, dprk, {name: pair, min: 2}]
       any_of: [[treaty, arms]]    # each inner list: at least one must match
@@ -26,8 +31,9 @@ are written (``*kunjung*`` finds ``mengunjungi``, ``kunjungan``, ``berkunjung``)
 A hyphen in the text is a word boundary, so ``Rusia-Korut`` yields both ``Rusia`` and ``Korut``.
 
 Scoring: every entity or term group adds ``weight`` per hit (title hits count ``title_weight``
-times) up to ``max_hits``; every proximity clause adds ``weight`` per qualifying window up to
-``max_hits``. Negative weights are allowed (e.g. football vocabulary).
+times) up to ``max_hits``; every proximity, link or role clause adds ``weight`` per qualifying
+window up to ``max_hits``. Negative weights are allowed (e.g. football vocabulary).
+``docs/topic-rules.md`` is the full reference.
 
 Each topic compiles into ONE combined regular expression (a trie of all its patterns, see
 ``trie_regex``; ``Topic.pattern_index`` maps a match back to its pattern), so a text is scanned once per topic. It runs on the

@@ -17,8 +17,14 @@ How a topic is judged (see ``transforms.topicrules`` for the YAML):
 3. each entity / term group scores ``weight`` per hit (title hits count ``title_weight`` times)
    up to ``max_hits``; each proximity clause scores ``weight`` per qualifying sentence or
    paragraph up to ``max_hits``;
-4. the topic passes when the score reaches the threshold AND every requirement holds
+4. sentence-level clauses score the same way: a ``links`` clause when its two parties are joined
+   by a relation inside one sentence (``_link_holds``), a ``roles`` clause when its subject is
+   the one doing the verb (``_role_holds``); their sentences are quoted in the reasons;
+5. the topic passes when the score reaches the threshold AND every requirement holds
    (all_of with minimum counts, any_of, none_of, required topics, focus shares).
+
+``evaluate`` (the pipeline's path) skips a topic that cannot pass: a required topic failed, or a
+group that ``require.all_of`` needs is absent (``Topic.gates``); ``judge_all`` judges every topic.
 """
 
 from __future__ import annotations

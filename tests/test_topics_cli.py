@@ -135,7 +135,7 @@ ALL_KEYS = {
     "proximity": ["within", "all_of", "any_of", "none_of"],
     "links": ["parties", "via", "joiners", "breakers", "not_after", "none_of", "reach"],
     "roles": ["subject", "verbs", "verbs_before", "rivals", "blocked_by", "about", "about_before", "pronouns",
-              "quote_colon", "reach"],
+              "quote_colon", "negated_by", "reach"],
     "require": ["all_of", "any_of", "none_of", "topics", "focus"],
 }
 

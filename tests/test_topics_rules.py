@@ -60,6 +60,7 @@ roles:
     about_before: 1
     pronouns: [ia, dia]
     quote_colon: true
+    negated_by: [belum, tidak]
     weight: 1
 """
 
@@ -119,6 +120,7 @@ def test_link_evidence_quotes_the_sentence() -> None:
         ("Sekjen Alfa tiba di kota. Ia mengecam rudal Gamma.", True),  # a pronoun refers to the sentence before
         ("Beta tiba di kota. Ia mengecam rudal Gamma.", False),  # ... whose first actor is not the subject
         ("Alfa: rudal Gamma berbahaya", True),  # a headline quoting the subject
+        ("Rudal Gamma dikecam banyak pihak, sementara Alfa belum mengecam.", False),  # a negated verb
         ("Ekspansi Alfa: ancaman bagi Gamma", False),  # blocked
     ],
 )
@@ -267,3 +269,25 @@ def test_short_aliases_count_only_beside_a_full_alias(text: str, hits: int) -> N
     topic = parse_topic_text(SHORT_TOPIC, file="t.yaml")
     (verdict,) = judge_all((topic,), title="", text=text)
     assert len(verdict.evidence.matched) == hits
+
+
+TROOPS = "Korea Utara telah mengirim ribuan tentara ke Rusia untuk membantu perang di Ukraina. "
+
+
+@pytest.mark.parametrize(
+    ("follow_up", "nato"),
+    [
+        ("Pernyataan itu disampaikan Sekjen NATO Mark Rutte dalam konferensi pers di Brussel.", True),
+        ("Langkah itu dikecam NATO sebagai eskalasi berbahaya.", True),
+        ("NATO, melalui juru bicaranya, mengecam pengerahan pasukan Korea Utara tersebut.", True),
+        ("Rusia menyebut NATO sebagai ancaman utama bagi keamanannya.", False),
+        ("Presiden Korea Selatan Yoon Suk Yeol akan membahas isu itu dengan NATO pekan depan.", False),
+        ("Juru bicara Kremlin Dmitry Peskov mengatakan NATO tidak berhak mengomentari hubungan Moskow dan "
+         "Pyongyang.", False),
+        ("Langkah itu dikecam Seoul dan Tokyo, sementara NATO belum berkomentar.", False),
+    ],
+)
+def test_shipped_nato_reaction_follows_the_reacting_subject(shipped, follow_up: str, nato: bool) -> None:
+    tags = _tags(shipped, TROOPS + follow_up)
+    assert "russia-dprk" in tags
+    assert ("nato-reaction" in tags) is nato

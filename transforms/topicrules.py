@@ -128,6 +128,7 @@ class Role:
     about_before: int  # sentences before this one that may supply ``about`` ("langkah itu")
     pronouns: tuple[str, ...]  # "Ia mengatakan ...": the previous sentence's first actor is the subject
     quote_colon: bool  # "NATO: ..." (a headline quoting the subject) counts as a reaction
+    negated_by: tuple[str, ...]  # plain words that, among the two before a verb, cancel it ("belum")
     reach: int
     weight: float
     max_hits: int
@@ -645,7 +646,7 @@ def _roles(ctx: _Ctx, block: Any, line: int, known: set[str], proximity: set[str
     taken = known | proximity
     out: list[Role] = []
     allowed = {"subject", "verbs", "verbs_before", "rivals", "blocked_by", "about", "about_before", "pronouns",
-               "quote_colon", "reach", "weight", "max_hits"}
+               "quote_colon", "negated_by", "reach", "weight", "max_hits"}
     for rname, spec in block.items():
         rline = _line(block, rname)
         if not isinstance(rname, str) or not _NAME_RE.match(rname) or rname in taken:
@@ -668,7 +669,8 @@ def _roles(ctx: _Ctx, block: Any, line: int, known: set[str], proximity: set[str
         out.append(Role(rname, lists["subject"], lists["verbs"], lists["verbs_before"], lists["rivals"],
                         blocked, about, _count(ctx, spec, "about_before", 0),
                         _words(ctx, spec, "pronouns", f"roles.{rname}.pronouns", rline),
-                        _flag(ctx, spec, "quote_colon"), reach, _number(ctx, spec, "weight", 1.0),
+                        _flag(ctx, spec, "quote_colon"),
+                        _words(ctx, spec, "negated_by", f"roles.{rname}.negated_by", rline), reach, _number(ctx, spec, "weight", 1.0),
                         _int(ctx, spec, "max_hits", DEFAULT_MAX_HITS)))
         taken = taken | {rname}
     return tuple(out)

@@ -182,6 +182,14 @@ def _blocked(seg: Segments, actor: _Hit, blockers: tuple[str, ...], actors: list
     return bool(words) and (words[-1] in blockers or " ".join(words[-2:]) in blockers)
 
 
+def _negated(seg: Segments, verb: _Hit, negations: tuple[str, ...]) -> bool:
+    """True when one of the two words before the verb negates it ("NATO belum berkomentar")."""
+    if not negations:
+        return False
+    m = _WORDS_BEFORE.search(seg.text[max(0, verb.start - 40) : verb.start])
+    return m is not None and any(w in negations for w in normalise(m.group()).split())
+
+
 def _role_holds(
     topic: Topic, role: Role, seg: Segments, hits: list[_Hit], context: set[str], previous: _Hit | None = None
 ) -> tuple[_Hit, _Hit] | None:
@@ -208,7 +216,8 @@ def _role_holds(
             return first, _Hit(first.field, colon, colon + 1, first.sentence, first.pattern)
     verbs, verbs_before = set(role.verbs), set(role.verbs_before)
     for verb, g in zip(hits, group, strict=True):
-        if g in verbs and not _PURPOSE.search(seg.text, max(0, verb.start - 7), verb.start):
+        if g in verbs and not _PURPOSE.search(seg.text, max(0, verb.start - 7), verb.start) \
+                and not _negated(seg, verb, role.negated_by):
             before = [a for a in actors if a.end <= verb.start and verb.start - a.end <= role.reach]
             if before:
                 actor = before[-1]

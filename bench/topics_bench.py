@@ -4,7 +4,8 @@
 
 Reads ../shared/data/corpus/articles.jsonl.gz (third-party text, never copied into the repo),
 runs every shipped topic over each article, and prints ms/article (median of 3 passes) and how
-many articles got each tag. ``--show N`` prints the first N tagged articles per topic with their
+many articles got each tag; then the cost on the shared topics dev set, whose pages mostly name
+Russia and North Korea and so take the full path (the corpus mostly does not). ``--show N`` prints the first N tagged articles per topic with their
 score and strongest sentences, for eyeballing false positives.
 """
 
@@ -25,6 +26,7 @@ from transforms.topics import evaluate, load_topics
 
 CORPUS = ROOT.parent / "shared" / "data" / "corpus" / "articles.jsonl.gz"
 SEEDS = ROOT.parent / "shared" / "seeds"
+DEV = ROOT.parent / "shared" / "data" / "eval" / "topics_dev.jsonl"
 
 
 def main() -> int:
@@ -66,6 +68,17 @@ def main() -> int:
         print(f"tagged {name}: {len(rows)}")
         for ident, title, score in rows[: args.show]:
             print(f"    {score:6.1f}  {ident}  {title[:90]}")
+    if DEV.is_file():
+        rows = [json.loads(line) for line in DEV.read_text(encoding="utf-8").splitlines() if line.strip()]
+        timings = []
+        for _ in range(args.passes):
+            start = time.perf_counter()
+            for row in rows:
+                evaluate(topics, title="", text=row.get("text") or "")
+            timings.append(time.perf_counter() - start)
+        dev_ms = statistics.median(timings) / len(rows) * 1000
+        print(f"on-topic pages ({len(rows)} rows of the shared topics dev set, about half on topic): "
+              f"{dev_ms:.3f} ms/article")
     if SEEDS.is_dir():
         for path in sorted(SEEDS.glob("*.txt")):
             head, _, body = path.read_text(encoding="utf-8").partition("\n")

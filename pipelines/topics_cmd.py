@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,8 +31,13 @@ def register(subparsers: Any) -> None:
     classify.add_argument("--topics-dir", type=Path, default=None,
                           help="directory of extra topic YAML files (default: the config's topics_dir / $NEWSMON_TOPICS_DIR)")
     classify.add_argument("--config", help="config file whose topics_dir to use")
-    classify.add_argument("--explain", action="store_true", help="human-readable account instead of JSONL")
-    classify.set_defaults(func=lambda args: run_classify(args.file, topics_dir=_topics_dir(args), explain=args.explain))
+    classify.add_argument("--explain", action="store_true",
+                          help="human-readable account instead of JSONL: what carried each decision")
+    classify.add_argument("--explain-all", action="store_true",
+                          help="like --explain, plus every clause and every match (also those worth 0)")
+    classify.set_defaults(func=lambda args: run_classify(args.file, topics_dir=_topics_dir(args),
+                                                         explain=args.explain or args.explain_all,
+                                                         explain_all=args.explain_all))
 
     topics = subparsers.add_parser("topics", help="topic rule files")
     topics_sub = topics.add_subparsers(dest="topics_command", metavar="SUBCOMMAND")
@@ -56,25 +62,46 @@ def _usage(parser: argparse.ArgumentParser) -> int:
     return 2
 
 
-def _records(stream: IO[str], errors: IO[str]) -> Iterator[tuple[int, dict[str, Any] | None]]:
-    for number, line in enumerate(stream, start=1):
+def _records(stream: IO[str] | IO[bytes], errors: IO[str]) -> Iterator[tuple[int, dict[str, Any] | None]]:
+    """(line number, object) per non-blank line; a bad line is reported on ``errors`` as
+    ``line N: problem`` and yielded as ``None`` so the caller can count it and go on."""
+    for number, raw in enumerate(stream, start=1):
+        if isinstance(raw, bytes):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                print(f"line {number}: not UTF-8 text (byte {exc.start + 1})", file=errors)
+                yield number, None
+                continue
+        else:
+            line = raw
         if not line.strip():
             continue
         try:
             obj = json.loads(line)
         except json.JSONDecodeError as exc:
-            print(f"line {number}: not JSON ({exc.msg})", file=errors)
+            print(f"line {number}: not JSON ({exc.msg} at column {exc.colno})", file=errors)
+            yield number, None
+            continue
+        except RecursionError:
+            print(f"line {number}: JSON nested too deeply", file=errors)
             yield number, None
             continue
         if not isinstance(obj, dict):
-            print(f"line {number}: not a JSON object", file=errors)
+            print(f"line {number}: not a JSON object (got {type(obj).__name__})", file=errors)
+            yield number, None
+            continue
+        wrong = [k for k in ("title", "text") if obj.get(k) is not None and not isinstance(obj[k], str)]
+        if wrong:
+            print(f"line {number}: {' and '.join(wrong)} must be a string", file=errors)
             yield number, None
             continue
         yield number, obj
 
 
 def classify_stream(
-    topics: tuple[Topic, ...], stream: IO[str], out: IO[str], errors: IO[str], *, explain: bool = False
+    topics: tuple[Topic, ...], stream: IO[str] | IO[bytes], out: IO[str], errors: IO[str], *, explain: bool = False,
+    explain_all: bool = False,
 ) -> int:
     """Classify every JSONL record of ``stream``; returns the number of rejected lines."""
     from transforms.topics import evaluate
@@ -88,7 +115,7 @@ def classify_stream(
         title, text = str(obj.get("title") or ""), str(obj.get("text") or "")
         ident = obj.get("id", number)
         if explain:
-            out.write(f"== {ident}: {title[:100]}\n{explain_text(topics, title=title, text=text)}\n\n")
+            out.write(f"== {ident}: {title[:100]}\n{explain_text(topics, title=title, text=text, full=explain_all)}\n\n")
             continue
         evidence = evaluate(topics, title=title, text=text)
         record = {"id": ident, "topics": [e.topic for e in evidence], "evidence": [e.to_dict() for e in evidence]}
@@ -96,28 +123,43 @@ def classify_stream(
     return bad
 
 
-def run_classify(file: str, *, topics_dir: Path | None, explain: bool) -> int:
+def run_classify(file: str, *, topics_dir: Path | None, explain: bool, explain_all: bool = False) -> int:
     try:
         topics = load_topics(topics_dir)
     except TopicError as exc:
         print(f"newsmon: invalid topic file: {exc}", file=sys.stderr)
         return 2
-    if file == "-":
-        bad = classify_stream(topics, sys.stdin, sys.stdout, sys.stderr, explain=explain)
-    else:
-        try:
-            with open(file, encoding="utf-8") as stream:
-                bad = classify_stream(topics, stream, sys.stdout, sys.stderr, explain=explain)
-        except OSError as exc:
-            print(f"newsmon: cannot read {file}: {exc}", file=sys.stderr)
-            return 2
+    try:
+        if file == "-":
+            source = getattr(sys.stdin, "buffer", sys.stdin)
+            bad = classify_stream(topics, source, sys.stdout, sys.stderr, explain=explain, explain_all=explain_all)
+        else:
+            try:
+                stream = open(file, "rb")  # noqa: SIM115 - closed below; lines are decoded one by one
+            except OSError as exc:
+                print(f"newsmon: cannot read {file}: {exc.strerror or exc}", file=sys.stderr)
+                return 2
+            with stream:
+                bad = classify_stream(topics, stream, sys.stdout, sys.stderr, explain=explain,
+                                      explain_all=explain_all)
+    except BrokenPipeError:
+        # The reader went away (``| head``): stop quietly, and keep Python from complaining at exit.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
+    except OSError as exc:
+        print(f"newsmon: cannot read {file}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    if bad:
+        print(f"newsmon: {bad} input line(s) skipped (see above)", file=sys.stderr)
     return 1 if bad else 0
 
 
 def run_check(directory: Path | None, *, include_defaults: bool = True) -> int:
     topics, errors = check_topics(directory, include_defaults=include_defaults)
     for t in topics:
-        print(f"ok  {t.name} v{t.version} ({len(t.patterns)} patterns, threshold {t.threshold:g}) {t.source}")
+        replaced = f" (replaces the shipped {t.replaced})" if t.replaced else ""
+        print(f"ok  {t.name} v{t.version} ({len(t.patterns)} patterns, threshold {t.threshold:g}) {t.source}{replaced}")
     for e in errors:
         print(f"{e.file}:{e.line}: {e.problem}", file=sys.stderr)
     if not topics and not errors:

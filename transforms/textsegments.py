@@ -28,7 +28,9 @@ ABBREVIATIONS = frozenset(
     ["jl", "jln", "no", "nomor", "dr", "drs", "dra", "ir", "prof", "h", "hj", "st", "kh", "sdr", "sdri", "bpk", "yth", "dll", "dsb", "dst", "tsb", "kec", "kab", "kel", "prov", "rt", "rw", "tel", "telp", "hlm", "vol", "mr", "mrs", "ms", "jr", "sr", "gen", "letjen", "mayjen", "brigjen", "kol", "kapt", "lt", "bp", "pt", "cv", "tbk", "sh", "se", "mm", "msi", "spd", "phd", "dkk", "ybs", "an", "up", "jend", "irjen", "kombes", "akbp", "kompol", "iptu", "aiptu", "brig", "sgt", "etc", "vs"]
 )
 
-_BOUNDARY = re.compile(r"[.!?…]+[\"'”’)\]]*(\s+)(?=[\"'“‘(\[]?[A-Z0-9À-ÖØ-Þ])")
+# A full stop glued to the next sentence ("tahun lalu.Situs resmi") also ends a sentence when a
+# lower-case word precedes it and a capitalised word follows (domains such as "Kompas.com" do not).
+_BOUNDARY = re.compile(r"[.!?…]+[\"'”’)\]]*(\s+|(?<=[a-z][a-z]\.)(?=[A-Z][a-z]))(?=[\"'“‘(\[]?[A-Z0-9À-ÖØ-Þ])")
 _WORD_BEFORE_DOT = re.compile(r"(\w+)\.$")
 _LINK_MARKER = re.compile(
     r"(?i)\b(?:baca\s+juga|baca|simak\s+juga|simak|lihat\s+juga|artikel\s+terkait|berita\s+terkait|"

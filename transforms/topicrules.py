@@ -12,6 +12,11 @@ A topic file describes one topic (see ``transforms/topics/*.yaml`` for the shipp
       treaty: {weight: 1.5, max_hits: 2, patterns: [perjanjian, "*tandatangan*"]}
     proximity:                    # windows (sentence / paragraph) where several names co-occur
       pair: {within: sentence, all_of: [russia, dprk], none_of: [], weight: 2, max_hits: 4}
+    links:                        # two parties joined by a relation inside one sentence
+      relation: {parties: [russia, dprk], via: [treaty, arms], joiners: [dan, dengan], weight: 7}
+    roles:                        # who does what inside one sentence
+      reacts: {subject: [nato], verbs: [reaction], rivals: [others], blocked_by: [dengan], weight: 4}
+    replaces_shipped: false       # a user topic may take a shipped topic's name only with true
     require:                      # boolean gate, checked besides the threshold
       all_of: [russia, dprk, {name: pair, min: 2}]
       any_of: [[treaty, arms]]    # each inner list: at least one must match
@@ -26,11 +31,12 @@ are written (``*kunjung*`` finds ``mengunjungi``, ``kunjungan``, ``berkunjung``)
 A hyphen in the text is a word boundary, so ``Rusia-Korut`` yields both ``Rusia`` and ``Korut``.
 
 Scoring: every entity or term group adds ``weight`` per hit (title hits count ``title_weight``
-times) up to ``max_hits``; every proximity clause adds ``weight`` per qualifying window up to
-``max_hits``. Negative weights are allowed (e.g. football vocabulary).
+times) up to ``max_hits``; every proximity, link or role clause adds ``weight`` per qualifying
+window up to ``max_hits``. Negative weights are allowed (e.g. football vocabulary).
+``docs/topic-rules.md`` is the full reference.
 
-Each topic compiles into ONE combined regular expression (alternatives longest-first, each in
-``Topic.pattern_index`` mapping a match back to its pattern), so a text is scanned once per topic. It runs on the
+Each topic compiles into ONE combined regular expression (a trie of all its patterns, see
+``trie_regex``; ``Topic.pattern_index`` maps a match back to its pattern), so a text is scanned once per topic. It runs on the
 lower-cased text (about 5x faster than IGNORECASE in CPython); when ``str.lower`` would change
 the text's length (rare characters such as "İ"), an IGNORECASE twin keeps offsets exact.
 
@@ -40,7 +46,9 @@ of them for ``newsmon topics check``.
 
 from __future__ import annotations
 
+import dataclasses
 import re
+import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from importlib import resources
@@ -76,6 +84,7 @@ class Pattern:
     text: str
     group: str  # entity or term-group name
     is_entity: bool
+    short: bool = False  # an entity's short form: counts only beside a full alias (see ``short_aliases``)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +102,61 @@ class Proximity:
     all_of: tuple[str, ...]
     any_of: tuple[tuple[str, ...], ...]
     none_of: tuple[str, ...]
+    weight: float
+    max_hits: int
+
+
+@dataclass(frozen=True, slots=True)
+class Role:
+    """Who does what, decided inside one sentence.
+
+    A ``verbs`` hit whose nearest actor before it (a hit of ``subject`` or ``rivals``, within
+    ``reach`` characters) is a ``subject`` hit, or a ``verbs_before`` hit ("kata", "menurut")
+    whose first actor after it is a ``subject`` hit, makes the sentence qualify, unless that
+    subject hit directly follows one of the ``blocked_by`` words ("ekspansi NATO", "dengan NATO"). The
+    sentence (or one of the ``about_before`` sentences before it in the same field, for "hal
+    itu"-style references) must also hold something of each ``about`` alternative.
+    """
+
+    name: str
+    subject: tuple[str, ...]
+    verbs: tuple[str, ...]
+    verbs_before: tuple[str, ...]
+    rivals: tuple[str, ...]
+    blocked_by: tuple[str, ...]  # plain words, normalised
+    about: tuple[tuple[str, ...], ...]
+    about_before: int  # sentences before this one that may supply ``about`` ("langkah itu")
+    pronouns: tuple[str, ...]  # "Ia mengatakan ...": the previous sentence's first actor is the subject
+    quote_colon: bool  # "NATO: ..." (a headline quoting the subject) counts as a reaction
+    negated_by: tuple[str, ...]  # plain words that, among the two before a verb, cancel it ("belum")
+    reach: int
+    weight: float
+    max_hits: int
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    """Two parties joined by a relation inside one sentence.
+
+    A sentence qualifies when it holds no ``none_of`` hit and a hit of ``parties[0]`` and one of
+    ``parties[1]`` (either order, at most ``reach`` characters apart) are joined: either a ``via``
+    hit lies between them ("Moskow menandatangani pakta dengan Pyongyang"), or only punctuation,
+    or at most four words among which one of the ``joiners``, separate them ("Rusia dan Korea
+    Utara", "Rusia-Korut", "Kim Jong Un dan Presiden Rusia") and a ``via`` hit is elsewhere in
+    the sentence. A ``breakers`` hit between them ("Rusia, Cina, Korea Utara dan Iran"), a
+    ``not_after`` hit just before the first ("tidak seperti perjanjian Rusia dengan Korea Utara"),
+    a third item of a list ("AS, Rusia, dan Korea Utara"), or a spaced dash, bar or semicolon
+    between words ("Korut luncurkan rudal - Putin kunjungi pabrik") breaks the link.
+    """
+
+    name: str
+    parties: tuple[str, str]
+    via: tuple[str, ...]
+    joiners: tuple[str, ...]  # plain words, normalised
+    breakers: tuple[str, ...]
+    not_after: tuple[str, ...]
+    none_of: tuple[str, ...]
+    reach: int
     weight: float
     max_hits: int
 
@@ -130,13 +194,31 @@ class Topic:
     wildcards: tuple[tuple[int, re.Pattern[str]], ...]  # (index, full-match regex), in order
     source: str = ""
     description: str = ""
+    roles: tuple[Role, ...] = ()
+    links: tuple[Link, ...] = ()
+    replaces_shipped: bool = False  # a user topic may take a shipped topic's name only when this is set
+    replaced: str = ""  # the shipped file this topic replaces (set by ``order_topics``)
+    # One regex per group that ``require.all_of`` needs: a text without a hit of each cannot pass,
+    # so ``evaluate`` skips the full scan (lower-case form and IGNORECASE twin).
+    gates: tuple[tuple[re.Pattern[str], re.Pattern[str]], ...] = ()
+    has_short: bool = False  # some entity has ``short_aliases``
+    _memo: dict[str, int] = dataclasses.field(default_factory=dict, compare=False, repr=False)
 
     def pattern_index(self, surface: str) -> int:
         """Which pattern produced a match of the combined regex (the first one that fits it).
 
         The combined regex has no capturing groups (they disable CPython's fast literal-prefix
-        scan and made it ~10x slower), so the pattern is recovered from the matched text.
+        scan and made it ~10x slower), so the pattern is recovered from the matched text
+        (memoised per surface form).
         """
+        found = self._memo.get(surface)
+        if found is None:
+            found = self._memo[surface] = self._pattern_index(surface)
+            if len(self._memo) > 20_000:
+                self._memo.clear()
+        return found
+
+    def _pattern_index(self, surface: str) -> int:
         best = self.literals.get(normalise(surface), len(self.patterns))
         low = surface.lower()
         for index, rx in self.wildcards:
@@ -301,6 +383,61 @@ def pattern_regex(text: str) -> str:
     return r"(?:\s+|\s*-\s*)".join(parts)
 
 
+_WILD, _SEP, _END = "\x00w", "\x00s", ""
+
+
+def _units(text: str) -> list[str]:
+    """A pattern as trie units: single lower-case characters, ``_WILD`` for ``*``, ``_SEP`` between words."""
+    out: list[str] = []
+    for i, word in enumerate(w for w in re.split(r"[\s\-]+", text.lower()) if w):
+        if i:
+            out.append(_SEP)
+        out.extend(_WILD if ch == "*" else ch for ch in word)
+    return out
+
+
+def trie_regex(patterns: Iterable[str]) -> str:
+    """One regex source matching any of ``patterns`` (without word boundaries), shaped as a trie.
+
+    CPython's ``re`` tries the branches of an alternation one after another at every position,
+    so 300 flat alternatives cost 300 attempts per word; as a trie only the branch for the
+    next character is followed. Ends are optional and greedy, so the longest pattern that ends
+    on a word boundary wins, as with a longest-first alternation.
+    """
+    root: dict[str, Any] = {}
+    for text in patterns:
+        node = root
+        for unit in _units(text):
+            node = node.setdefault(unit, {})
+        node[_END] = {}
+    return _emit(root)
+
+
+def _unit_regex(unit: str) -> str:
+    if unit == _WILD:
+        return r"\w*"
+    if unit == _SEP:
+        return r"(?:\s+|\s*-\s*)"
+    return re.escape(unit)
+
+
+def _emit(node: dict[str, Any]) -> str:
+    branches = []
+    for unit in sorted((u for u in node if u != _END), key=lambda u: (u == _WILD, u)):
+        head, child = _unit_regex(unit), node[unit]
+        while len(child) == 1 and _END not in child:  # path compression
+            (nxt, grand), = child.items()
+            head += _unit_regex(nxt)
+            child = grand
+        branches.append(head + _emit(child))
+    if not branches:
+        return ""
+    body = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
+    if _END in node:
+        return f"(?:{body})?"
+    return body
+
+
 def _literal_len(text: str) -> int:
     return len(text.replace("*", ""))
 
@@ -312,7 +449,8 @@ def parse_topic(raw: Any, *, file: str) -> Topic:
         ctx,
         raw,
         "topic file",
-        {"topic", "version", "description", "threshold", "title_weight", "entities", "terms", "proximity", "require"},
+        {"topic", "version", "description", "threshold", "title_weight", "entities", "terms", "proximity", "roles",
+         "links", "require", "replaces_shipped"},
         {"topic", "version", "threshold"},
         1,
     )
@@ -324,6 +462,9 @@ def parse_topic(raw: Any, *, file: str) -> Topic:
         raise ctx.fail(_line(top, "version"), "version must be a non-empty string")
     threshold = _number(ctx, top, "threshold", 0.0)
     title_weight = _number(ctx, top, "title_weight", DEFAULT_TITLE_WEIGHT, minimum=0.0)
+    replaces_shipped = top.get("replaces_shipped", False)
+    if not isinstance(replaces_shipped, bool):
+        raise ctx.fail(_line(top, "replaces_shipped"), "replaces_shipped must be true or false")
     description = top.get("description", "")
     if not isinstance(description, str):
         raise ctx.fail(_line(top, "description"), "description must be a string")
@@ -344,12 +485,17 @@ def parse_topic(raw: Any, *, file: str) -> Topic:
                 spec_d = _LineDict({list_key: spec})
                 spec_d.line, spec_d.key_lines = gline, {list_key: gline}
                 spec = spec_d
-            spec = _keys(ctx, spec, f"{section}.{gname}", {list_key, "weight", "max_hits"}, {list_key}, gline)
+            allowed = {list_key, "weight", "max_hits"} | ({"short_aliases"} if is_entity else set())
+            spec = _keys(ctx, spec, f"{section}.{gname}", allowed, {list_key}, gline)
             weight = _number(ctx, spec, "weight", 1.0)
             max_hits = _int(ctx, spec, "max_hits", DEFAULT_MAX_HITS)
             groups.append(Group(gname, weight, max_hits, is_entity))
             for text, pline in _patterns(ctx, spec[list_key], f"{section}.{gname}.{list_key}", gline):
                 patterns.append((Pattern(text, gname, is_entity), pline))
+            if "short_aliases" in spec:
+                where = f"{section}.{gname}.short_aliases"
+                for text, pline in _patterns(ctx, spec["short_aliases"], where, _line(spec, "short_aliases", gline)):
+                    patterns.append((Pattern(text, gname, is_entity, short=True), pline))
     if not groups:
         raise ctx.fail(1, "a topic needs at least one entity or term group")
     known = {g.name for g in groups}
@@ -377,20 +523,24 @@ def parse_topic(raw: Any, *, file: str) -> Topic:
         all_of = _name_list(ctx, spec.get("all_of", []), f"proximity.{pname}.all_of", pline)
         any_of = _any_of(ctx, spec.get("any_of", []), f"proximity.{pname}.any_of", pline)
         none_of = _name_list(ctx, spec.get("none_of", []), f"proximity.{pname}.none_of", pline)
-        if len(all_of) + len(any_of) < 2:
-            raise ctx.fail(pline, f"proximity.{pname} needs at least two things to co-occur (all_of/any_of)")
+        if len(all_of) + len(any_of) < 2 and not (all_of or any_of) or len(all_of) + len(any_of) < 2 and not none_of:
+            raise ctx.fail(pline, f"proximity.{pname} needs at least two things to co-occur (all_of/any_of), "
+                                  "or one with none_of")
         for ref in (*all_of, *(n for alt in any_of for n in alt), *none_of):
             if ref not in known:
                 raise ctx.fail(pline, f"proximity.{pname}: unknown entity or term group {ref!r}")
         proximity.append(Proximity(pname, within, all_of, any_of, none_of,
                                    _number(ctx, spec, "weight", 1.0), _int(ctx, spec, "max_hits", DEFAULT_MAX_HITS)))
-    countable = known | {p.name for p in proximity}
+    roles = _roles(ctx, top.get("roles", _LineDict()), _line(top, "roles"), known, {p.name for p in proximity})
+    links = _links(ctx, top.get("links", _LineDict()), _line(top, "links"), known,
+                   {p.name for p in proximity} | {r.name for r in roles})
+    countable = known | {p.name for p in proximity} | {r.name for r in roles} | {k.name for k in links}
 
     require = _requirements(ctx, top.get("require"), _line(top, "require"), countable, known)
 
     ordered = sorted(enumerate(patterns), key=lambda ip: (-_literal_len(ip[1][0].text), not ip[1][0].is_entity, ip[0]))
     final = tuple(p for _, (p, _line_no) in ordered)
-    source = "|".join(pattern_regex(p.text) for p in final)
+    source = trie_regex([p.text for p in final])
     literals = {normalise(p.text): i for i, p in enumerate(final) if "*" not in p.text}
     wildcards = tuple(
         (i, re.compile(pattern_regex(p.text), re.IGNORECASE)) for i, p in enumerate(final) if "*" in p.text
@@ -399,6 +549,11 @@ def parse_topic(raw: Any, *, file: str) -> Topic:
     # "not inside a longer word"; \b is much faster than look-arounds in CPython's re.
     regex = re.compile(rf"\b(?:{source})\b")
     regex_ci = re.compile(rf"\b(?:{source})\b", re.IGNORECASE)
+    gate_groups = [n for n, minimum in require.all_of if n in known and minimum >= 1]
+    gates = []
+    for gname in gate_groups:
+        gsource = trie_regex([p.text for p in final if p.group == gname and not p.short])
+        gates.append((re.compile(rf"\b(?:{gsource})\b"), re.compile(rf"\b(?:{gsource})\b", re.IGNORECASE)))
     return Topic(
         name=name,
         version=str(version),
@@ -414,7 +569,111 @@ def parse_topic(raw: Any, *, file: str) -> Topic:
         wildcards=wildcards,
         source=file,
         description=description.strip(),
+        roles=roles,
+        links=links,
+        replaces_shipped=replaces_shipped,
+        gates=tuple(gates),
+        has_short=any(p.short for p in final),
     )
+
+
+def _flag(ctx: _Ctx, obj: _LineDict, key: str) -> bool:
+    value = obj.get(key, False)
+    if not isinstance(value, bool):
+        raise ctx.fail(_line(obj, key), f"{key} must be true or false, got {value!r}")
+    return value
+
+
+def _count(ctx: _Ctx, obj: _LineDict, key: str, default: int) -> int:
+    value = obj.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ctx.fail(_line(obj, key), f"{key} must be a whole number >= 0, got {value!r}")
+    return value
+
+
+def _words(ctx: _Ctx, spec: _LineDict, key: str, where: str, line: int) -> tuple[str, ...]:
+    """A list of plain words or phrases, normalised (lower case, single spaces)."""
+    items = spec.get(key, [])
+    if not isinstance(items, list):
+        raise ctx.fail(_line(spec, key, line), f"{where} must be a list of words")
+    out = []
+    for i, item in enumerate(items):
+        if not isinstance(item, str) or not normalise(item):
+            raise ctx.fail(_line(items, i, line), f"{where}: {item!r} is not a word or phrase")
+        out.append(normalise(item))
+    return tuple(out)
+
+
+def _links(ctx: _Ctx, block: Any, line: int, known: set[str], other: set[str]) -> tuple[Link, ...]:
+    """The ``links`` section: two parties joined by a relation in one sentence (see ``Link``)."""
+    if not isinstance(block, dict):
+        raise ctx.fail(line, "links must be a mapping of name -> clause")
+    taken = known | other
+    out: list[Link] = []
+    allowed = {"parties", "via", "joiners", "breakers", "not_after", "none_of", "reach", "weight", "max_hits"}
+    for lname, spec in block.items():
+        lline = _line(block, lname)
+        if not isinstance(lname, str) or not _NAME_RE.match(lname) or lname in taken:
+            raise ctx.fail(lline, f"links: bad or duplicate name {lname!r}")
+        spec = _keys(ctx, spec, f"links.{lname}", allowed, {"parties", "via"}, lline)
+        lists = {
+            key: _name_list(ctx, spec.get(key, []), f"links.{lname}.{key}", _line(spec, key, lline))
+            for key in ("parties", "via", "breakers", "not_after", "none_of")
+        }
+        joiners = _words(ctx, spec, "joiners", f"links.{lname}.joiners", lline)
+        if len(lists["parties"]) != 2:
+            raise ctx.fail(_line(spec, "parties", lline), f"links.{lname}.parties must name exactly two groups")
+        if not lists["via"]:
+            raise ctx.fail(_line(spec, "via", lline), f"links.{lname}.via must name at least one group")
+        for ref in (n for v in lists.values() for n in v):
+            if ref not in known:
+                raise ctx.fail(lline, f"links.{lname}: unknown entity or term group {ref!r}")
+        a, b = lists["parties"]
+        out.append(Link(lname, (a, b), lists["via"], joiners, lists["breakers"], lists["not_after"], lists["none_of"],
+                        _int(ctx, spec, "reach", DEFAULT_REACH), _number(ctx, spec, "weight", 1.0),
+                        _int(ctx, spec, "max_hits", DEFAULT_MAX_HITS)))
+        taken = taken | {lname}
+    return tuple(out)
+
+
+DEFAULT_REACH = 160
+
+
+def _roles(ctx: _Ctx, block: Any, line: int, known: set[str], proximity: set[str]) -> tuple[Role, ...]:
+    """The ``roles`` section: sentence-level subject / verb clauses (see ``Role``)."""
+    if not isinstance(block, dict):
+        raise ctx.fail(line, "roles must be a mapping of name -> clause")
+    taken = known | proximity
+    out: list[Role] = []
+    allowed = {"subject", "verbs", "verbs_before", "rivals", "blocked_by", "about", "about_before", "pronouns",
+               "quote_colon", "negated_by", "reach", "weight", "max_hits"}
+    for rname, spec in block.items():
+        rline = _line(block, rname)
+        if not isinstance(rname, str) or not _NAME_RE.match(rname) or rname in taken:
+            raise ctx.fail(rline, f"roles: bad or duplicate name {rname!r}")
+        spec = _keys(ctx, spec, f"roles.{rname}", allowed, {"subject"}, rline)
+        lists = {
+            key: _name_list(ctx, spec.get(key, []), f"roles.{rname}.{key}", _line(spec, key, rline))
+            for key in ("subject", "verbs", "verbs_before", "rivals")
+        }
+        blocked = _words(ctx, spec, "blocked_by", f"roles.{rname}.blocked_by", rline)
+        about = _any_of(ctx, spec.get("about", []), f"roles.{rname}.about", _line(spec, "about", rline))
+        if not lists["subject"]:
+            raise ctx.fail(_line(spec, "subject", rline), f"roles.{rname}.subject must name at least one group")
+        if not lists["verbs"] and not lists["verbs_before"]:
+            raise ctx.fail(rline, f"roles.{rname} needs verbs or verbs_before")
+        for ref in (*(n for v in lists.values() for n in v), *(n for alt in about for n in alt)):
+            if ref not in known:
+                raise ctx.fail(rline, f"roles.{rname}: unknown entity or term group {ref!r}")
+        reach = _int(ctx, spec, "reach", DEFAULT_REACH)
+        out.append(Role(rname, lists["subject"], lists["verbs"], lists["verbs_before"], lists["rivals"],
+                        blocked, about, _count(ctx, spec, "about_before", 0),
+                        _words(ctx, spec, "pronouns", f"roles.{rname}.pronouns", rline),
+                        _flag(ctx, spec, "quote_colon"),
+                        _words(ctx, spec, "negated_by", f"roles.{rname}.negated_by", rline), reach, _number(ctx, spec, "weight", 1.0),
+                        _int(ctx, spec, "max_hits", DEFAULT_MAX_HITS)))
+        taken = taken | {rname}
+    return tuple(out)
 
 
 def _requirements(ctx: _Ctx, raw: Any, line: int, countable: set[str], known: set[str]) -> Requirements:
@@ -520,20 +779,45 @@ def check_topics(directory: Path | None, *, include_defaults: bool = True) -> tu
             topics.append(_read(item) if isinstance(item, Path) else parse_topic_text(item, file=label))
         except TopicError as exc:
             errors.append(exc)
+    shipped = {t.name: t.source for t in topics if t.source.startswith("<defaults>")}
+    kept = []
+    for t in topics:
+        if t.name in shipped and not t.source.startswith("<defaults>") and not t.replaces_shipped:
+            errors.append(TopicError(
+                t.source, 1,
+                f"topic {t.name!r} has the name of a shipped topic ({shipped[t.name]}); rename it, or add "
+                "'replaces_shipped: true' to replace the shipped topic on purpose (the shipped one is used)",
+            ))
+            continue
+        kept.append(t)
     try:
-        topics = order_topics(topics)
+        topics = order_topics(kept)
     except TopicError as exc:
         errors.append(exc)
+        topics = kept
     return topics, errors
 
 
 def order_topics(topics: Iterable[Topic]) -> list[Topic]:
-    """User topics replace shipped ones of the same name; dependencies come first."""
+    """Dependencies first. A user topic replaces the shipped topic of the same name only when it
+    says so (``replaces_shipped: true``); otherwise the clash is an error naming both files."""
     by_name: dict[str, Topic] = {}
     for t in topics:
         prev = by_name.get(t.name)
-        if prev is not None and not prev.source.startswith("<defaults>") and not t.source.startswith("<defaults>"):
-            raise TopicError(t.source, 1, f"topic {t.name!r} is also defined in {prev.source}")
+        if prev is not None:
+            prev_shipped, shipped = prev.source.startswith("<defaults>"), t.source.startswith("<defaults>")
+            if not prev_shipped and not shipped:
+                raise TopicError(t.source, 1, f"topic {t.name!r} is also defined in {prev.source}")
+            if prev_shipped and not shipped:
+                if not t.replaces_shipped:
+                    raise TopicError(
+                        t.source, 1,
+                        f"topic {t.name!r} has the name of a shipped topic ({prev.source}); rename it, or add "
+                        "'replaces_shipped: true' to replace the shipped topic on purpose",
+                    )
+                t = dataclasses.replace(t, replaced=prev.source)
+            elif shipped and not prev_shipped:
+                continue
         by_name[t.name] = t
     ordered: list[Topic] = []
     state: dict[str, int] = {}
@@ -556,9 +840,41 @@ def order_topics(topics: Iterable[Topic]) -> list[Topic]:
     return ordered
 
 
+_CACHE: dict[tuple[Any, ...], tuple[Topic, ...]] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def _cache_key(user_dir: Path | None, include_defaults: bool) -> tuple[Any, ...]:
+    """What a compiled rule set depends on: the directory and each file's name, mtime and size."""
+    files: tuple[tuple[str, int, int], ...] = ()
+    if user_dir is not None:
+        try:
+            stats = [(p.name, p.stat()) for p in _topic_files(user_dir)]
+            files = tuple((name, st.st_mtime_ns, st.st_size) for name, st in stats)
+        except OSError:
+            files = (("<unreadable>", 0, 0),)
+    where = str(user_dir.resolve()) if user_dir is not None else None
+    return (where, include_defaults, files)
+
+
 def load_topics(user_dir: Path | None = None, *, include_defaults: bool = True) -> tuple[Topic, ...]:
-    """Shipped topics plus those in ``user_dir``; raises the first ``TopicError``."""
-    topics, errors = check_topics(Path(user_dir) if user_dir is not None else None, include_defaults=include_defaults)
+    """Shipped topics plus those in ``user_dir``; raises the first ``TopicError``.
+
+    Compiled once per process: the result is cached by (directory, each file's name, mtime and
+    size), so every Beam bundle's ``setup`` reuses it and an edited file is picked up.
+    """
+    directory = Path(user_dir) if user_dir is not None else None
+    key = _cache_key(directory, include_defaults)
+    with _CACHE_LOCK:
+        cached = _CACHE.get(key)
+    if cached is not None:
+        return cached
+    topics, errors = check_topics(directory, include_defaults=include_defaults)
     if errors:
         raise errors[0]
-    return tuple(topics)
+    result = tuple(topics)
+    with _CACHE_LOCK:
+        if len(_CACHE) > 32:
+            _CACHE.clear()
+        _CACHE[key] = result
+    return result

@@ -29,6 +29,8 @@ persist (the local driver stores it with the accepted entries in one transaction
   double-encoded UTF-8 ("â€™") is repaired; HTML is stripped from titles and summaries.
 * :class:`ReadFromRss` wraps the same poll for streaming runners: ``PeriodicImpulse`` -> poll
   the feeds that are due -> ``FeedEntry``; state lives in a :class:`FeedStateStore`, not in Beam.
+  It lives in :mod:`connectors.rssbeam` so that polling does not import Beam; the names are still
+  importable from here (loaded on first use).
 
 Metrics: :func:`poll_feed` counts every poll in ``newsmon_feed_polls_total{feed,outcome}`` and
 updates the per-feed items, interval, last-success and last-new-item series (``metrics.get()``).
@@ -44,18 +46,17 @@ import io
 import logging
 import re
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 from urllib.parse import urljoin, urlsplit
 
-import apache_beam as beam
 import feedparser
 
 from connectors.web import FetchError, HttpClient, redact
 from pipelines import metrics as metrics_mod
-from pipelines.config import FeedConfig, FetchConfig
+from pipelines.config import FeedConfig
 from transforms.records import FeedEntry
 
 log = logging.getLogger(__name__)
@@ -589,85 +590,13 @@ def _record(result: PollResult) -> None:
         m.feed_last_new_item.labels(fid).set(result.state.last_new_item_at)
 
 
-# --------------------------------------------------------------------------- Beam
+_BEAM_NAMES = ("PollDueFeedsFn", "ReadFromRss")
 
 
-class PollDueFeedsFn(beam.DoFn):
-    """On each tick: load every feed's state, poll the due ones, save state, emit new entries.
+def __getattr__(name: str) -> Any:
+    """``ReadFromRss`` and ``PollDueFeedsFn`` from :mod:`connectors.rssbeam`, imported on first use."""
+    if name in _BEAM_NAMES:
+        from connectors import rssbeam
 
-    Holds only configuration (feeds, fetch config, a store factory); the client and the store
-    are opened in ``setup``. State is saved before the entries travel downstream, so on a crash
-    between the two an entry can be lost (at-most-once); the local driver avoids this by
-    committing state and entries together (``StateStore.commit_poll``).
-    """
-
-    def __init__(
-        self,
-        feeds: Sequence[FeedConfig],
-        fetch: FetchConfig,
-        state_store_factory: Callable[[], FeedStateStore],
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        self._feeds = tuple(feeds)
-        self._fetch = fetch
-        self._factory = state_store_factory
-        self._clock = clock
-        self._client: HttpClient | None = None
-        self._store: FeedStateStore | None = None
-
-    def setup(self) -> None:
-        self._client = HttpClient(self._fetch)
-        self._store = self._factory()
-
-    def process(self, element: Any) -> Iterator[FeedEntry]:
-        assert self._client is not None and self._store is not None
-        now = self._clock()
-        states = {}
-        for f in self._feeds:
-            s = self._store.load_feed_state(f.id)
-            if s is not None:
-                states[f.id] = s
-        for feed in due(states, self._feeds, now):
-            result = poll_feed(self._client, feed, states.get(feed.id), now=now)
-            self._store.save_feed_state(result.state)
-            yield from result.entries
-
-    def teardown(self) -> None:
-        if self._client is not None:
-            self._client.close()
-        close = getattr(self._store, "close", None)
-        if callable(close):
-            close()
-
-
-class ReadFromRss(beam.PTransform):  # type: ignore[misc]
-    """Streaming source: ``PeriodicImpulse`` every ``tick_seconds`` -> poll due feeds -> FeedEntry."""
-
-    def __init__(
-        self,
-        feeds: Sequence[FeedConfig],
-        fetch: FetchConfig,
-        state_store_factory: Callable[[], FeedStateStore],
-        *,
-        tick_seconds: float = 10.0,
-    ) -> None:
-        super().__init__()
-        if not feeds:
-            raise ValueError("ReadFromRss needs at least one feed")
-        if tick_seconds <= 0:
-            raise ValueError(f"tick_seconds must be > 0, got {tick_seconds}")
-        if not callable(state_store_factory):
-            raise TypeError("state_store_factory must be callable")
-        self._feeds = tuple(feeds)
-        self._fetch = fetch
-        self._factory = state_store_factory
-        self._tick = tick_seconds
-
-    def expand(self, pbegin: Any) -> Any:
-        from apache_beam.transforms.periodicsequence import PeriodicImpulse
-
-        return (
-            pbegin
-            | "Tick" >> PeriodicImpulse(fire_interval=self._tick, apply_windowing=False)
-            | "Poll due feeds" >> beam.ParDo(PollDueFeedsFn(self._feeds, self._fetch, self._factory))
-        )
+        return getattr(rssbeam, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -67,7 +67,7 @@ _SPACES = re.compile(r"[ \t\r\f\v\u00a0]+")
 _TITLE_SEPARATORS = re.compile(r"\s+(?:\||-|–|—|::|»|·)\s+")
 _DOMAIN_LIKE = re.compile(r"\b[\w-]+\.(?:com|co\.id|id|net|org|news|tv)\b", re.IGNORECASE)
 _WORD = re.compile(r"\w+")
-_SENTENCE_END = re.compile(r"[^\s.!?][.!?][\"”’)]?(?:\s|$)")
+_SENTENCE_END = re.compile(r"(?<=[^\s.!?])[.!?][\"”’)]?(?:\s|$)")  # lookbehind: the scan skips to [.!?]
 _BYLINE = re.compile(
     r"(?:\d{1,2}[/.-]\d{1,2}[/.-]\d{4}|\d{4}-\d{2}-\d{2}|\d{1,2}\s+[A-Za-z]{3,9}\.?\s+\d{4})"  # the date
     r"[\s,|/-]{0,6}(?:pukul\s+|jam\s+)?\d{1,2}[:.]\d{2}(?:[:.]\d{2})?"  # the time
@@ -296,12 +296,14 @@ _BOILERPLATE = re.compile(
     r"berlangganan untuk membaca|silakan (?:login|masuk) untuk membaca",
     re.IGNORECASE,
 )
+_WORD_2 = re.compile(r"[^\W\d_]{2,}")
+_COMPARE_CHARS = 6000  # the feed's summary and title are about the lead: compare with the start of the page
 SAME_STORY = 0.5  # at least this share of the feed summary's content words in the page: the same story
 OTHER_STORY = 0.25  # below this share (summary, or title when there is no summary): a different story
 
 
-def _content_words(text: str, limit: int = 20_000) -> set[str]:
-    return {w for w in _CONTENT_WORD.findall(text[:limit].casefold()) if w not in _STOPWORDS}
+def _content_words(text: str) -> set[str]:
+    return set(_CONTENT_WORD.findall(text.casefold())) - _STOPWORDS
 
 
 def _share_in(words: set[str], page_words: set[str]) -> float | None:
@@ -316,8 +318,8 @@ def judge_page_text(
 ) -> tuple[str | None, str]:
     """``(reason to fall back to the feed's text or None, note for the record)``.
 
-    Cheap: regular expressions and set operations over at most 20,000 characters, no
-    per-character Python loops (it runs once per article).
+    Cheap: a few regular expressions and set operations over the first few thousand characters,
+    no per-character Python loop (it runs once per article).
     """
     if not html:
         return "no html", ""
@@ -327,11 +329,15 @@ def judge_page_text(
     if not text.strip():
         return "the page gave no text", ""
     sample = text[:5000]
-    if len(_NOT_TEXT.findall(sample)) > 0.5 * len(sample) or len(_CONTENT_WORD.findall(sample)) < 5:
+    not_text = len(_NOT_TEXT.findall(sample))
+    words = _WORD_2.findall(sample)
+    if not_text > 0.5 * len(sample) or len(words) < 5:
         return "extracted text is not readable text", ""
-    if len(text) < 1500 and _BOILERPLATE.search(text):
-        return f"extracted text is boilerplate ({_BOILERPLATE.search(text).group(0)!r})", ""  # type: ignore[union-attr]
-    page_words = _content_words(f"{page.get('title', '')}\n{text}")
+    if len(text) < 1500:
+        wall = _BOILERPLATE.search(text)
+        if wall is not None:
+            return f"extracted text is boilerplate ({wall.group(0)!r})", ""
+    page_words = _content_words(f"{page.get('title', '')}\n{text[:_COMPARE_CHARS]}")
     summary_share = _share_in(_content_words(feed_summary), page_words)
     title_share = _share_in(_content_words(feed_title), page_words)
     compared = summary_share if summary_share is not None else title_share
@@ -340,24 +346,25 @@ def judge_page_text(
         return f"a different story: {compared:.0%} of the feed {what}'s words are in the page text", ""
     if feed_summary and len(text) < len(feed_summary):
         return f"extracted text ({len(text)} chars) is shorter than the feed summary ({len(feed_summary)})", ""
+    prose = len(text) >= MIN_TEXT_CHARS and _looks_like_prose(sample, not_text=not_text, words=len(words))
     if summary_share is not None and summary_share >= SAME_STORY:
-        if len(text) < MIN_TEXT_CHARS or not _looks_like_prose(text):
+        if not prose:
             return None, f"list-like or short page text kept: it carries {summary_share:.0%} of the feed summary's words"
         return None, ""
     if len(text) < MIN_TEXT_CHARS:
         return f"only {len(text)} chars of text and no feed summary that vouches for it", ""
-    if not _looks_like_prose(text):
+    if not prose:
         return "extracted text is a list without sentences (an index page?) and no feed summary vouches for it", ""
     return None, ""
 
 
-def _looks_like_prose(text: str) -> bool:
+def _looks_like_prose(sample: str, *, not_text: int, words: int) -> bool:
     """Mostly letters and spaces, real words, and sentences (an index page is a list of headlines)."""
-    sample = text[:5000]
-    letters = len(sample) - len(_NOT_TEXT.findall(sample))
-    words = re.findall(r"[^\W\d_]{2,}", sample)
-    sentences = _SENTENCE_END.findall(sample)
-    return letters >= 0.7 * len(sample) and len(words) >= 20 and len(sentences) >= 2
+    return (
+        len(sample) - not_text >= 0.7 * len(sample)
+        and words >= 20
+        and len(_SENTENCE_END.findall(sample, 0, 5000)) >= 2
+    )
 
 
 def _choose_title(page_title: str, feed_title: str) -> str:

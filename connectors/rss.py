@@ -21,12 +21,12 @@ persist (the local driver stores it with the accepted entries in one transaction
   :class:`~transforms.records.FeedEntry` here: the entry key is the guid/id, else the link;
   links hidden behind FeedsPortal/FeedBurner redirectors are replaced by the real URL in the
   guid. An entry needs an http(s) link *of its own*: its ``<link>`` (a root-relative one is
-  resolved against the feed URL), or a guid/id that is itself an absolute http(s) URL. A guid
-  such as ``1`` or ``right`` is never turned into a URL on the feed's host (feedparser does
-  that when told the document's location, so it is not told); such entries are skipped,
+  resolved against the feed's final URL), or a guid/id that is itself an absolute http(s) URL.
+  A guid such as ``1`` or ``right`` is never turned into a URL on the feed's host (feedparser
+  does that when told the document's location, so it is not told); such entries are skipped,
   logged once and counted in ``newsmon_feed_entries_rejected_total{feed,reason}``, and so is an
-  entry that cannot be read at all. Dates become UTC (``transforms.dates.parse_date`` for forms feedparser cannot read);
-  double-encoded UTF-8 ("â€™") is repaired; HTML is stripped from titles and summaries.
+  entry that cannot be read at all. Dates become UTC (``transforms.dates.parse_date`` for forms
+  feedparser cannot read); double-encoded UTF-8 ("â€™") is repaired; HTML is stripped from titles and summaries.
 * :class:`ReadFromRss` wraps the same poll for streaming runners: ``PeriodicImpulse`` -> poll
   the feeds that are due -> ``FeedEntry``; state lives in a :class:`FeedStateStore`, not in Beam.
   It lives in :mod:`connectors.rssbeam` so that polling does not import Beam; the names are still
@@ -273,9 +273,14 @@ def entry_key(entry: Mapping[str, Any], link: str | None) -> str | None:
     return link
 
 
-def to_feed_entry(entry: Mapping[str, Any], *, feed: FeedConfig, fetched_at: datetime) -> FeedEntry | None:
-    """Convert one feedparser entry; None when it has no usable http(s) link."""
-    link = _entry_link(entry, feed.url)
+def to_feed_entry(
+    entry: Mapping[str, Any], *, feed: FeedConfig, fetched_at: datetime, base_url: str | None = None
+) -> FeedEntry | None:
+    """Convert one feedparser entry; None when it has no http(s) link of its own.
+
+    ``base_url``: where the document was fetched from (after redirects), for root-relative links.
+    """
+    link = _entry_link(entry, base_url or feed.url)
     key = entry_key(entry, link)
     if link is None or key is None:
         return None
@@ -320,10 +325,11 @@ def _looks_like_html(body: bytes) -> bool:
 
 
 def parse_feed(
-    body: bytes, *, feed: FeedConfig, fetched_at: datetime, content_type: str | None = None
+    body: bytes, *, feed: FeedConfig, fetched_at: datetime, content_type: str | None = None,
+    base_url: str | None = None,
 ) -> tuple[list[FeedEntry], int | None]:
     """Parse a feed document into FeedEntry records (+ ``<ttl>`` in minutes). Raises FeedParseError."""
-    parsed = _parse_feed(body, feed=feed, fetched_at=fetched_at, content_type=content_type)
+    parsed = _parse_feed(body, feed=feed, fetched_at=fetched_at, content_type=content_type, base_url=base_url)
     return parsed.entries, parsed.ttl
 
 
@@ -338,7 +344,7 @@ def _rejected_key(raw: Mapping[str, Any]) -> str:
 
 
 def _parse_feed(
-    body: bytes, *, feed: FeedConfig, fetched_at: datetime, content_type: str | None
+    body: bytes, *, feed: FeedConfig, fetched_at: datetime, content_type: str | None, base_url: str | None = None
 ) -> ParsedFeed:
     _check_safe(body)
     try:
@@ -359,7 +365,7 @@ def _parse_feed(
     keys: set[str] = set()
     for raw in raw_entries:
         try:
-            record = to_feed_entry(raw, feed=feed, fetched_at=fetched_at)
+            record = to_feed_entry(raw, feed=feed, fetched_at=fetched_at, base_url=base_url)
         except Exception as exc:  # noqa: BLE001 - one odd entry must not cost the feed its other items
             rejected.append((_rejected_key(raw), "unreadable", f"{type(exc).__name__}: {exc}"[:200]))
             continue
@@ -494,7 +500,8 @@ def poll_feed(
         return _quiet(feed, state, now, started, "unchanged", False if headers else None, validators, took)
     try:
         parsed = _parse_feed(
-            response.body, feed=feed, fetched_at=fetched_at, content_type=response.headers.get("content-type")
+            response.body, feed=feed, fetched_at=fetched_at, content_type=response.headers.get("content-type"),
+            base_url=response.url,
         )
     except FeedParseError as exc:
         return _failed(feed, state, now, started, "parse_error", f"{exc} ({redact(response.url)})",

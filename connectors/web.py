@@ -15,8 +15,9 @@ Everything a feed item points at is untrusted, so :class:`HttpClient` is defensi
   while it is inflated (a gzip bomb stops at the cap); one deadline (``timeout``) covers the whole
   request including redirects, enforced on every socket read (a server trickling bytes fails at the
   deadline); ``connect_timeout`` bounds each connect. The deadline counts the time spent talking to
-  servers only: time queued for a host's politeness slot is added back, so a page late in a batch
-  for a busy host is not timed out before it was ever requested. ``HttpResponse.elapsed`` and
+  servers only: time queued for a host's politeness slot (and for its robots.txt, which has its
+  own deadline) is added back, so a page late in a batch for a busy host is not timed out before
+  it was ever requested. ``HttpResponse.elapsed`` and
   ``FetchError.elapsed`` are request time, likewise without the politeness wait.
 * **Politeness.** At most ``per_host_concurrency`` requests in flight per host and at least
   ``per_host_min_spacing`` seconds between request starts to one host (thread-safe; ``clock`` and
@@ -482,9 +483,9 @@ class HttpClient:
         self, url: str, extra_headers: Mapping[str, str], deadline: _Deadline, check_robots: bool = False
     ) -> tuple[int, dict[str, str], bytes]:
         target = resolve_target(url, allow_hosts=self.config.allow_hosts, resolver=self._resolver)
+        queued = time.monotonic()  # robots.txt look-up and politeness wait: not part of the request's time
         if check_robots:
             self._check_robots(url, target)
-        queued = time.monotonic()
         self._gate.acquire(target.host)
         deadline.pause(time.monotonic() - queued)
         try:

@@ -20,10 +20,17 @@ persist (the local driver stores it with the accepted entries in one transaction
   feedparser already disables external entities). feedparser's untyped entries become
   :class:`~transforms.records.FeedEntry` here: the entry key is the guid/id, else the link;
   links hidden behind FeedsPortal/FeedBurner redirectors are replaced by the real URL in the
-  guid; dates become UTC (``transforms.dates.parse_date`` for forms feedparser cannot read);
-  double-encoded UTF-8 ("â€™") is repaired; HTML is stripped from titles and summaries.
+  guid. An entry needs an http(s) link *of its own*: its ``<link>`` (a root-relative one is
+  resolved against the feed's final URL), or a guid/id that is itself an absolute http(s) URL.
+  A guid such as ``1`` or ``right`` is never turned into a URL on the feed's host (feedparser
+  does that when told the document's location, so it is not told); such entries are skipped,
+  logged once and counted in ``newsmon_feed_entries_rejected_total{feed,reason}``, and so is an
+  entry that cannot be read at all. Dates become UTC (``transforms.dates.parse_date`` for forms
+  feedparser cannot read); double-encoded UTF-8 ("â€™") is repaired; HTML is stripped from titles and summaries.
 * :class:`ReadFromRss` wraps the same poll for streaming runners: ``PeriodicImpulse`` -> poll
   the feeds that are due -> ``FeedEntry``; state lives in a :class:`FeedStateStore`, not in Beam.
+  It lives in :mod:`connectors.rssbeam` so that polling does not import Beam; the names are still
+  importable from here (loaded on first use).
 
 Metrics: :func:`poll_feed` counts every poll in ``newsmon_feed_polls_total{feed,outcome}`` and
 updates the per-feed items, interval, last-success and last-new-item series (``metrics.get()``).
@@ -39,18 +46,17 @@ import io
 import logging
 import re
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 from urllib.parse import urljoin, urlsplit
 
-import apache_beam as beam
 import feedparser
 
 from connectors.web import FetchError, HttpClient, redact
 from pipelines import metrics as metrics_mod
-from pipelines.config import FeedConfig, FetchConfig
+from pipelines.config import FeedConfig
 from transforms.records import FeedEntry
 
 log = logging.getLogger(__name__)
@@ -111,6 +117,8 @@ class PollResult:
     conditional_get: bool | None  # True: server answered 304; False: it ignored our validators
     error: str | None  # why the poll failed (None when outcome is ok/not_modified/unchanged)
     warning: str | None = None  # e.g. malformed XML that feedparser recovered from
+    rejected: int = 0  # entries skipped at intake for the first time (no http(s) link, unreadable)
+    request_seconds: float | None = None  # the HTTP request alone, without politeness waits
 
 
 class FeedStateStore(Protocol):
@@ -200,13 +208,27 @@ def _is_redirector(url: str) -> bool:
 
 
 def _entry_link(entry: Mapping[str, Any], base: str) -> str | None:
-    raw_link = entry.get("link")
-    link = urljoin(base, raw_link.strip()) if isinstance(raw_link, str) and raw_link.strip() else None
+    """The entry's own http(s) link, or None (see the module docstring)."""
     guid = entry.get("id")
     guid = guid.strip() if isinstance(guid, str) else None
-    if guid and _is_http_url(guid) and (link is None or not _is_http_url(link) or _is_redirector(link)):
-        return guid
-    return link if link and _is_http_url(link) else None
+    guid_url = guid if guid and _is_http_url(guid) else None
+    link = None
+    raw_link = entry.get("link")
+    if isinstance(raw_link, str) and entry.get("guidislink") and raw_link.strip() == guid:
+        raw_link = None  # feedparser copied a permalink guid into "link": that is the guid, not a link
+    if isinstance(raw_link, str) and raw_link.strip():
+        raw_link = raw_link.strip()
+        if _is_http_url(raw_link):
+            link = raw_link
+        elif raw_link.startswith("/") and not raw_link.startswith("//"):
+            try:
+                link = urljoin(base, raw_link)
+            except ValueError:
+                link = None
+            link = link if _is_http_url(link) else None
+    if guid_url and (link is None or _is_redirector(link)):
+        return guid_url
+    return link
 
 
 def _struct_to_dt(value: Any) -> datetime | None:
@@ -251,9 +273,14 @@ def entry_key(entry: Mapping[str, Any], link: str | None) -> str | None:
     return link
 
 
-def to_feed_entry(entry: Mapping[str, Any], *, feed: FeedConfig, fetched_at: datetime) -> FeedEntry | None:
-    """Convert one feedparser entry; None when it has no usable http(s) link."""
-    link = _entry_link(entry, feed.url)
+def to_feed_entry(
+    entry: Mapping[str, Any], *, feed: FeedConfig, fetched_at: datetime, base_url: str | None = None
+) -> FeedEntry | None:
+    """Convert one feedparser entry; None when it has no http(s) link of its own.
+
+    ``base_url``: where the document was fetched from (after redirects), for root-relative links.
+    """
+    link = _entry_link(entry, base_url or feed.url)
     key = entry_key(entry, link)
     if link is None or key is None:
         return None
@@ -272,11 +299,24 @@ def to_feed_entry(entry: Mapping[str, Any], *, feed: FeedConfig, fetched_at: dat
     )
 
 
-def _parse(body: bytes, *, feed: FeedConfig, content_type: str | None) -> Any:
-    headers = {"content-location": feed.url}
-    if content_type:
-        headers["content-type"] = content_type
+def _parse(body: bytes, *, content_type: str | None) -> Any:
+    # No content-location: feedparser would resolve non-URL guids into links on the feed's host.
+    # No content-type when the server sent none: feedparser would call that a malformed feed.
+    headers = {"content-type": content_type} if content_type else None
     return feedparser.parse(io.BytesIO(body), response_headers=headers, sanitize_html=True)
+
+
+# bozo exceptions that say nothing about the document being malformed
+_NOT_MALFORMED = (feedparser.CharacterEncodingOverride, feedparser.NonXMLContentType)
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedFeed:
+    entries: list[FeedEntry]
+    ttl: int | None
+    items: int  # entries in the document, usable or not
+    warning: str | None
+    rejected: list[tuple[str, str, str]]  # (seen key, reason, description) of entries skipped
 
 
 def _looks_like_html(body: bytes) -> bool:
@@ -285,19 +325,30 @@ def _looks_like_html(body: bytes) -> bool:
 
 
 def parse_feed(
-    body: bytes, *, feed: FeedConfig, fetched_at: datetime, content_type: str | None = None
+    body: bytes, *, feed: FeedConfig, fetched_at: datetime, content_type: str | None = None,
+    base_url: str | None = None,
 ) -> tuple[list[FeedEntry], int | None]:
     """Parse a feed document into FeedEntry records (+ ``<ttl>`` in minutes). Raises FeedParseError."""
-    entries, ttl, _items, _warning = _parse_feed(body, feed=feed, fetched_at=fetched_at, content_type=content_type)
-    return entries, ttl
+    parsed = _parse_feed(body, feed=feed, fetched_at=fetched_at, content_type=content_type, base_url=base_url)
+    return parsed.entries, parsed.ttl
+
+
+def _rejected_key(raw: Mapping[str, Any]) -> str:
+    """A stable key for an entry that is skipped, so it is logged and counted once, not every poll."""
+    guid = raw.get("id")
+    if isinstance(guid, str) and guid.strip():
+        ident = guid.strip()
+    else:
+        ident = hashlib.sha256(f"{raw.get('title')!s}\0{raw.get('summary')!s}".encode(errors="replace")).hexdigest()[:24]
+    return f"!rejected:{ident}"
 
 
 def _parse_feed(
-    body: bytes, *, feed: FeedConfig, fetched_at: datetime, content_type: str | None
-) -> tuple[list[FeedEntry], int | None, int, str | None]:
+    body: bytes, *, feed: FeedConfig, fetched_at: datetime, content_type: str | None, base_url: str | None = None
+) -> ParsedFeed:
     _check_safe(body)
     try:
-        result = _parse(body, feed=feed, content_type=content_type)
+        result = _parse(body, content_type=content_type)
     except Exception as exc:
         raise FeedParseError(f"feedparser failed: {type(exc).__name__}: {exc}") from exc
     raw_entries = list(result.get("entries") or ())
@@ -310,29 +361,43 @@ def _parse_feed(
             reason = f": {type(bozo).__name__}: {bozo}" if bozo is not None else ""
             raise FeedParseError(f"not an RSS/Atom feed{reason}")
     entries: list[FeedEntry] = []
+    rejected: list[tuple[str, str, str]] = []
     keys: set[str] = set()
     for raw in raw_entries:
-        record = to_feed_entry(raw, feed=feed, fetched_at=fetched_at)
+        try:
+            record = to_feed_entry(raw, feed=feed, fetched_at=fetched_at, base_url=base_url)
+        except Exception as exc:  # noqa: BLE001 - one odd entry must not cost the feed its other items
+            rejected.append((_rejected_key(raw), "unreadable", f"{type(exc).__name__}: {exc}"[:200]))
+            continue
         if record is None:
-            log.info("feed %s: entry without an http(s) link skipped (title %r)", feed.id, clean_text(raw.get("title"))[:80])
+            title = clean_text(raw.get("title"))[:80]
+            rejected.append((_rejected_key(raw), "no_link", f"no http(s) link of its own (title {title!r})"))
             continue
         if record.entry_id in keys:
             continue
         keys.add(record.entry_id)
         entries.append(record)
     if raw_entries and not entries:
-        raise FeedParseError(f"none of the {len(raw_entries)} entries has an http(s) link")
+        raise FeedParseError(f"none of the {len(raw_entries)} entries has an http(s) link of its own")
     warning = None
-    if bozo is not None and not isinstance(bozo, feedparser.CharacterEncodingOverride):
+    if bozo is not None and not isinstance(bozo, _NOT_MALFORMED):
         warning = f"recovered from malformed feed: {type(bozo).__name__}: {bozo}"
-    return entries, _ttl(result.get("feed", {}).get("ttl")), len(raw_entries), warning
+    ttl = _ttl(result.get("feed", {}).get("ttl"))
+    return ParsedFeed(entries, ttl, len(raw_entries), warning, rejected)
+
+
+_TTL = re.compile(r"\s*([0-9]{1,6})\s*")  # ASCII digits only: "²".isdigit() is True but int("²") fails
 
 
 def _ttl(value: Any) -> int | None:
-    if isinstance(value, str) and value.strip().isdigit():
-        ttl = int(value.strip())
-        return ttl if 0 < ttl <= 7 * 24 * 60 else None
-    return None
+    """``<ttl>`` in minutes when it is a plausible number, else None (ignored, never an error)."""
+    m = _TTL.fullmatch(value) if isinstance(value, str) else None
+    if m is None:
+        if value:
+            log.debug("ignoring <ttl> %r", value)
+        return None
+    ttl = int(m.group(1))
+    return ttl if 0 < ttl <= 7 * 24 * 60 else None
 
 
 # --------------------------------------------------------------------------- scheduling
@@ -387,14 +452,21 @@ _FETCH_TO_POLL = {"http_error": "http_error", "timeout": "timeout", "connection_
 
 
 def _merge_seen(current_keys: Sequence[str], old: Sequence[str]) -> tuple[str, ...]:
+    """Keys present in the feed now (newest first), then older ones, bounded by SEEN_LIMIT."""
     present = list(dict.fromkeys(current_keys))
     present_set = set(present)
     rest = [k for k in old if k not in present_set]
     return tuple(present + rest)[: max(SEEN_LIMIT, len(present))]
 
 
-def poll_feed(client: HttpClient, feed: FeedConfig, state: FeedState | None, *, now: float) -> PollResult:
-    """Poll one feed once. Never raises for feed problems: the outcome says what happened."""
+def poll_feed(
+    client: HttpClient, feed: FeedConfig, state: FeedState | None, *, now: float, one_shot: bool = False
+) -> PollResult:
+    """Poll one feed once. Never raises for feed problems: the outcome says what happened.
+
+    ``one_shot``: the caller polls once and exits (``backfill``), so a failure is not announced
+    with a next-try time.
+    """
     started = time.monotonic()
     if state is None or state.feed_id != feed.id:
         state = FeedState(feed_id=feed.id, url=feed.url)
@@ -407,35 +479,42 @@ def poll_feed(client: HttpClient, feed: FeedConfig, state: FeedState | None, *, 
         headers["If-Modified-Since"] = state.last_modified
     fetched_at = datetime.fromtimestamp(now, UTC)
     try:
-        response = client.get(feed.url, headers=headers)
+        response = client.get(feed.url, headers=headers, robots=False)
     except FetchError as exc:
         return _failed(feed, state, now, started, _FETCH_TO_POLL.get(exc.kind, "connection_error"), str(exc),
-                       retry_after=exc.retry_after)
+                       retry_after=exc.retry_after, one_shot=one_shot, request_seconds=exc.elapsed)
     except Exception as exc:
-        log.exception("feed %s: unexpected error while fetching", feed.id)
-        return _failed(feed, state, now, started, "connection_error", f"unexpected {type(exc).__name__}: {exc}")
+        log.debug("feed %s: unexpected error while fetching", feed.id, exc_info=True)
+        return _failed(feed, state, now, started, "connection_error", f"unexpected {type(exc).__name__}: {exc}",
+                       one_shot=one_shot)
 
     validators = {
         "etag": response.headers.get("etag") or state.etag,
         "last_modified": response.headers.get("last-modified") or state.last_modified,
     }
+    took = response.elapsed
     if response.status == 304:
-        return _quiet(feed, state, now, started, "not_modified", True, validators)
+        return _quiet(feed, state, now, started, "not_modified", True, validators, took)
     digest = hashlib.sha256(response.body).hexdigest()
     if digest == state.content_hash:
-        return _quiet(feed, state, now, started, "unchanged", False if headers else None, validators)
+        return _quiet(feed, state, now, started, "unchanged", False if headers else None, validators, took)
     try:
-        entries, ttl, items, warning = _parse_feed(
-            response.body, feed=feed, fetched_at=fetched_at, content_type=response.headers.get("content-type")
+        parsed = _parse_feed(
+            response.body, feed=feed, fetched_at=fetched_at, content_type=response.headers.get("content-type"),
+            base_url=response.url,
         )
     except FeedParseError as exc:
-        return _failed(feed, state, now, started, "parse_error", f"{exc} ({redact(response.url)})")
-    except Exception as exc:
-        log.exception("feed %s: unexpected parser failure", feed.id)
-        return _failed(feed, state, now, started, "parse_error", f"unexpected {type(exc).__name__}: {exc}")
+        return _failed(feed, state, now, started, "parse_error", f"{exc} ({redact(response.url)})",
+                       one_shot=one_shot, request_seconds=took)
+    except Exception as exc:  # noqa: BLE001 - a parser bug must cost one feed one poll, with one clear line
+        log.debug("feed %s: unexpected parser failure", feed.id, exc_info=True)
+        return _failed(feed, state, now, started, "parse_error", f"unexpected {type(exc).__name__}: {exc}",
+                       one_shot=one_shot, request_seconds=took)
+    entries, ttl, items, warning = parsed.entries, parsed.ttl, parsed.items, parsed.warning
     if warning:
         log.warning("feed %s: %s", feed.id, warning)
     seen = set(state.seen)
+    new_rejections = _count_rejections(feed, parsed.rejected, seen)
     new = tuple(e for e in entries if e.entry_id not in seen)
     interval = next_interval(state, new_items=len(new), feed=feed, ttl=ttl, retry_after=None, failed=False)
     new_state = dataclasses.replace(
@@ -448,18 +527,32 @@ def poll_feed(client: HttpClient, feed: FeedConfig, state: FeedState | None, *, 
         consecutive_errors=0,
         items_last=items,
         last_new_item_at=now if new else state.last_new_item_at,
-        seen=_merge_seen([e.entry_id for e in entries], state.seen),
+        seen=_merge_seen([e.entry_id for e in entries] + [key for key, _, _ in parsed.rejected], state.seen),
         polls=state.polls + 1,
     )
     conditional = False if headers else None
-    result = PollResult(feed.id, "ok", new, new_state, items, time.monotonic() - started, conditional, None, warning)
+    result = PollResult(feed.id, "ok", new, new_state, items, time.monotonic() - started, conditional, None, warning,
+                        rejected=new_rejections, request_seconds=took)
     _record(result)
     return result
 
 
+def _count_rejections(feed: FeedConfig, rejected: Sequence[tuple[str, str, str]], seen: set[str]) -> int:
+    """Log and count entries skipped at intake that this feed's state has not seen before."""
+    m = metrics_mod.get()
+    fresh = 0
+    for key, reason, description in rejected:
+        if key in seen:
+            continue
+        fresh += 1
+        m.entries_rejected.labels(feed.id, reason).inc()
+        log.warning("feed %s: entry skipped (%s): %s", feed.id, reason, description)
+    return fresh
+
+
 def _quiet(
     feed: FeedConfig, state: FeedState, now: float, started: float, outcome: str,
-    conditional: bool | None, validators: Mapping[str, str | None],
+    conditional: bool | None, validators: Mapping[str, str | None], request_seconds: float | None = None,
 ) -> PollResult:
     interval = next_interval(state, new_items=0, feed=feed, ttl=None, retry_after=None, failed=False)
     new_state = dataclasses.replace(
@@ -467,22 +560,26 @@ def _quiet(
         consecutive_errors=0, polls=state.polls + 1,
     )
     result = PollResult(feed.id, outcome, (), new_state, state.items_last,
-                        time.monotonic() - started, conditional, None)
+                        time.monotonic() - started, conditional, None, request_seconds=request_seconds)
     _record(result)
     return result
 
 
 def _failed(
     feed: FeedConfig, state: FeedState, now: float, started: float, outcome: str, error: str,
-    *, retry_after: float | None = None,
+    *, retry_after: float | None = None, one_shot: bool = False, request_seconds: float | None = None,
 ) -> PollResult:
     interval = next_interval(state, new_items=0, feed=feed, ttl=None, retry_after=retry_after, failed=True)
     new_state = dataclasses.replace(
         state, interval=interval, next_poll_at=now + interval, last_error=error, last_error_at=now,
         consecutive_errors=state.consecutive_errors + 1, polls=state.polls + 1,
     )
-    log.warning("feed %s: poll failed (%s): %s; next try in %.0fs", feed.id, outcome, error, interval)
-    result = PollResult(feed.id, outcome, (), new_state, 0, time.monotonic() - started, None, error)
+    if one_shot:
+        log.warning("feed %s: poll failed (%s): %s", feed.id, outcome, error)
+    else:
+        log.warning("feed %s: poll failed (%s): %s; next try in %.0fs", feed.id, outcome, error, interval)
+    result = PollResult(feed.id, outcome, (), new_state, 0, time.monotonic() - started, None, error,
+                        request_seconds=request_seconds)
     _record(result)
     return result
 
@@ -500,85 +597,13 @@ def _record(result: PollResult) -> None:
         m.feed_last_new_item.labels(fid).set(result.state.last_new_item_at)
 
 
-# --------------------------------------------------------------------------- Beam
+_BEAM_NAMES = ("PollDueFeedsFn", "ReadFromRss")
 
 
-class PollDueFeedsFn(beam.DoFn):
-    """On each tick: load every feed's state, poll the due ones, save state, emit new entries.
+def __getattr__(name: str) -> Any:
+    """``ReadFromRss`` and ``PollDueFeedsFn`` from :mod:`connectors.rssbeam`, imported on first use."""
+    if name in _BEAM_NAMES:
+        from connectors import rssbeam
 
-    Holds only configuration (feeds, fetch config, a store factory); the client and the store
-    are opened in ``setup``. State is saved before the entries travel downstream, so on a crash
-    between the two an entry can be lost (at-most-once); the local driver avoids this by
-    committing state and entries together (``StateStore.commit_poll``).
-    """
-
-    def __init__(
-        self,
-        feeds: Sequence[FeedConfig],
-        fetch: FetchConfig,
-        state_store_factory: Callable[[], FeedStateStore],
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        self._feeds = tuple(feeds)
-        self._fetch = fetch
-        self._factory = state_store_factory
-        self._clock = clock
-        self._client: HttpClient | None = None
-        self._store: FeedStateStore | None = None
-
-    def setup(self) -> None:
-        self._client = HttpClient(self._fetch)
-        self._store = self._factory()
-
-    def process(self, element: Any) -> Iterator[FeedEntry]:
-        assert self._client is not None and self._store is not None
-        now = self._clock()
-        states = {}
-        for f in self._feeds:
-            s = self._store.load_feed_state(f.id)
-            if s is not None:
-                states[f.id] = s
-        for feed in due(states, self._feeds, now):
-            result = poll_feed(self._client, feed, states.get(feed.id), now=now)
-            self._store.save_feed_state(result.state)
-            yield from result.entries
-
-    def teardown(self) -> None:
-        if self._client is not None:
-            self._client.close()
-        close = getattr(self._store, "close", None)
-        if callable(close):
-            close()
-
-
-class ReadFromRss(beam.PTransform):  # type: ignore[misc]
-    """Streaming source: ``PeriodicImpulse`` every ``tick_seconds`` -> poll due feeds -> FeedEntry."""
-
-    def __init__(
-        self,
-        feeds: Sequence[FeedConfig],
-        fetch: FetchConfig,
-        state_store_factory: Callable[[], FeedStateStore],
-        *,
-        tick_seconds: float = 10.0,
-    ) -> None:
-        super().__init__()
-        if not feeds:
-            raise ValueError("ReadFromRss needs at least one feed")
-        if tick_seconds <= 0:
-            raise ValueError(f"tick_seconds must be > 0, got {tick_seconds}")
-        if not callable(state_store_factory):
-            raise TypeError("state_store_factory must be callable")
-        self._feeds = tuple(feeds)
-        self._fetch = fetch
-        self._factory = state_store_factory
-        self._tick = tick_seconds
-
-    def expand(self, pbegin: Any) -> Any:
-        from apache_beam.transforms.periodicsequence import PeriodicImpulse
-
-        return (
-            pbegin
-            | "Tick" >> PeriodicImpulse(fire_interval=self._tick, apply_windowing=False)
-            | "Poll due feeds" >> beam.ParDo(PollDueFeedsFn(self._feeds, self._fetch, self._factory))
-        )
+        return getattr(rssbeam, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

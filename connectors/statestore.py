@@ -310,6 +310,18 @@ class StateStore:
             )
 
     # -- status ------------------------------------------------------------------------------
+    def unfinished(self, *, limit: int = 50) -> list[tuple[str, str, str, float | None, str]]:
+        """What is left, oldest first: (where, id, url, retry_at, last error); ``where`` is
+        ``pending``, ``outbox`` or ``failed`` (quarantined). For ``backfill``'s final report."""
+        rows = self._conn.execute(
+            "SELECT 'pending', id, canonical_url, next_attempt_at, COALESCE(last_error, ''), accepted_at FROM pending "
+            "UNION ALL SELECT 'outbox', id, json_extract(article, '$.url'), NULL, COALESCE(last_error, ''), added_at "
+            "FROM outbox UNION ALL SELECT 'failed', id, canonical_url, NULL, COALESCE(error, ''), failed_at FROM failed "
+            "ORDER BY 6 LIMIT ?",
+            (limit,),
+        ).fetchall()
+        return [(r[0], r[1], r[2] or "", r[3], r[4]) for r in rows]
+
     def counts(self) -> dict[str, int]:
         pending = self._conn.execute("SELECT COUNT(*) FROM pending").fetchone()[0]
         outbox = self._conn.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]

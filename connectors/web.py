@@ -14,11 +14,19 @@ Everything a feed item points at is untrusted, so :class:`HttpClient` is defensi
 * **Caps.** ``Content-Length`` above ``max_bytes`` fails before reading; the *decoded* body is capped
   while it is inflated (a gzip bomb stops at the cap); one deadline (``timeout``) covers the whole
   request including redirects, enforced on every socket read (a server trickling bytes fails at the
-  deadline); ``connect_timeout`` bounds each connect.
+  deadline); ``connect_timeout`` bounds each connect. The deadline counts the time spent talking to
+  servers only: time queued for a host's politeness slot (and for its robots.txt, which has its
+  own deadline) is added back, so a page late in a batch for a busy host is not timed out before
+  it was ever requested. ``HttpResponse.elapsed`` and
+  ``FetchError.elapsed`` are request time, likewise without the politeness wait.
 * **Politeness.** At most ``per_host_concurrency`` requests in flight per host and at least
   ``per_host_min_spacing`` seconds between request starts to one host (thread-safe; ``clock`` and
   ``sleep`` are injectable so tests do not sleep). Deadlines use the real monotonic clock because
   they bound real socket reads.
+* **robots.txt** (``get(..., robots=True)``, the default; feed polls pass ``robots=False``): every
+  hop is checked against its origin's robots.txt (:mod:`connectors.robots`, cached) before it is
+  queued; a disallowed URL fails with ``robots_disallowed`` (permanent), an unreachable robots.txt
+  with ``robots_unavailable`` (transient). A ``Crawl-delay`` raises that host's spacing.
 
 Errors (every failure is logged with its reason; userinfo is stripped from logged URLs)::
 
@@ -59,6 +67,7 @@ from urllib3.exceptions import (
     HTTPError as Urllib3HTTPError,
 )
 
+from connectors.robots import RobotsCache, RobotsUnreachable
 from pipelines.config import FetchConfig
 
 log = logging.getLogger(__name__)
@@ -69,6 +78,7 @@ _CHUNK = 16 * 1024
 _TRANSIENT_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504, 507, 509, 520, 521, 522, 523, 524})
 _REDIRECT_STATUS = frozenset({301, 302, 303, 307, 308})
 _MAX_RETRY_AFTER = 86400.0
+_ASCII_DIGITS = re.compile(r"[0-9]+")  # str.isdigit() also accepts "²", which int() refuses
 
 
 class FetchError(Exception):
@@ -90,6 +100,7 @@ class FetchError(Exception):
         self.url = url
         self.status = status
         self.retry_after = retry_after
+        self.elapsed: float | None = None  # request time without politeness waits (set by HttpClient.get)
 
 
 class BlockedDestination(FetchError):
@@ -326,6 +337,17 @@ class HostGate:
         self._lock = threading.Lock()
         self._slots: dict[str, threading.BoundedSemaphore] = {}
         self._next_start: dict[str, float] = {}
+        self._host_spacing: dict[str, float] = {}
+
+    def raise_spacing(self, host: str, seconds: float) -> None:
+        """Space requests to ``host`` by at least ``seconds`` (e.g. robots.txt Crawl-delay)."""
+        with self._lock:
+            if seconds > self._host_spacing.get(host, self._spacing):
+                self._host_spacing[host] = seconds
+
+    def spacing(self, host: str) -> float:
+        with self._lock:
+            return self._host_spacing.get(host, self._spacing)
 
     def acquire(self, host: str) -> None:
         with self._lock:
@@ -335,7 +357,7 @@ class HostGate:
             with self._lock:  # reserve a start time; later callers queue behind it
                 now = self._clock()
                 start = max(now, self._next_start.get(host, now))
-                self._next_start[host] = start + self._spacing
+                self._next_start[host] = start + self._host_spacing.get(host, self._spacing)
             if start > now:
                 self._sleep(start - now)
         except BaseException:
@@ -353,9 +375,16 @@ class HostGate:
 class _Deadline:
     end: float
     timer: Callable[[], float] = field(default=time.monotonic)
+    waited: float = 0.0  # politeness waits, added back to the deadline
 
     def remaining(self) -> float:
         return self.end - self.timer()
+
+    def pause(self, seconds: float) -> None:
+        """Time spent queued for a politeness slot does not count against the request."""
+        if seconds > 0:
+            self.end += seconds
+            self.waited += seconds
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
@@ -363,7 +392,7 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    if _ASCII_DIGITS.fullmatch(value):
         return min(float(value), _MAX_RETRY_AFTER)
     try:
         when = email.utils.parsedate_to_datetime(value)
@@ -393,6 +422,9 @@ class HttpClient:
         self._gate = HostGate(
             concurrency=config.per_host_concurrency, spacing=config.per_host_min_spacing, clock=clock, sleep=sleep
         )
+        self._robots = RobotsCache(
+            self._fetch_robots, user_agent=config.user_agent, exempt_hosts=config.robots_exempt_hosts
+        )
 
     def close(self) -> None:
         """Nothing is pooled between requests (each hop is pinned to a fresh validated IP)."""
@@ -403,15 +435,17 @@ class HttpClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def get(self, url: str, *, headers: Mapping[str, str] | None = None) -> HttpResponse:
+    def get(self, url: str, *, headers: Mapping[str, str] | None = None, robots: bool = True) -> HttpResponse:
+        """GET ``url`` (redirects followed). ``robots=False`` skips robots.txt (feed polls)."""
         started = time.monotonic()
         deadline = _Deadline(started + self.config.timeout)
+        check_robots = robots and self.config.robots
         seen: set[str] = set()
         current = url
         try:
             for _hop in range(self.config.max_redirects + 1):
                 seen.add(current)
-                status, resp_headers, body = self._one_hop(current, headers or {}, deadline)
+                status, resp_headers, body = self._one_hop(current, headers or {}, deadline, check_robots)
                 if status in _REDIRECT_STATUS and resp_headers.get("location"):
                     nxt = urljoin(current, resp_headers["location"].strip())
                     if nxt in seen:
@@ -424,7 +458,7 @@ class HttpClient:
                 if status == 304 or 200 <= status < 300:
                     return HttpResponse(
                         url=current, status=status, headers=resp_headers, body=body,
-                        elapsed=time.monotonic() - started,
+                        elapsed=time.monotonic() - started - deadline.waited,
                     )
                 raise FetchError(
                     f"HTTP {status} from {redact(current)}",
@@ -439,20 +473,50 @@ class HttpClient:
                 kind="http_error", transient=False, url=url,
             )
         except FetchError as exc:
+            exc.elapsed = time.monotonic() - started - deadline.waited
             # the caller (feed poll or page fetch) logs the failure with its own context
             log.debug("fetch failed (%s%s): %s", exc.kind, ", transient" if exc.transient else "", exc)
             raise
 
     # -- one request, no redirect handling
     def _one_hop(
-        self, url: str, extra_headers: Mapping[str, str], deadline: _Deadline
+        self, url: str, extra_headers: Mapping[str, str], deadline: _Deadline, check_robots: bool = False
     ) -> tuple[int, dict[str, str], bytes]:
         target = resolve_target(url, allow_hosts=self.config.allow_hosts, resolver=self._resolver)
+        queued = time.monotonic()  # robots.txt look-up and politeness wait: not part of the request's time
+        if check_robots:
+            self._check_robots(url, target)
         self._gate.acquire(target.host)
+        deadline.pause(time.monotonic() - queued)
         try:
             return self._request(url, target, extra_headers, deadline)
         finally:
             self._gate.release(target.host)
+
+    def _check_robots(self, url: str, target: Target) -> None:
+        decision = self._robots.check(url)
+        if decision.crawl_delay:
+            self._gate.raise_spacing(target.host, decision.crawl_delay)
+        if decision.outcome == "disallowed":
+            raise FetchError(f"robots.txt of {target.host} disallows {redact(url)}", kind="robots_disallowed",
+                             transient=False, url=url)
+        if decision.outcome == "unavailable":
+            raise FetchError(f"robots.txt of {target.host} unreachable ({decision.detail}); not fetching "
+                             f"{redact(url)} for now", kind=decision.kind, transient=True, url=url)
+
+    def _fetch_robots(self, url: str) -> tuple[int, bytes]:
+        """The robots.txt fetcher of :class:`RobotsCache`: (status, body); transient failures raise
+        RobotsUnreachable, other failures FetchError (the file is then treated as absent)."""
+        try:
+            response = self.get(url, robots=False)
+        except FetchError as exc:
+            if exc.kind == "http_error" and exc.status is not None and 400 <= exc.status < 500 and exc.status != 429:
+                return exc.status, b""
+            if exc.transient:
+                kind = exc.kind if exc.kind in ("timeout", "connection_error") else "robots_unavailable"
+                raise RobotsUnreachable(str(exc), kind=kind) from exc
+            raise
+        return response.status, response.body
 
     def _request(
         self, url: str, target: Target, extra_headers: Mapping[str, str], deadline: _Deadline
@@ -513,7 +577,7 @@ class HttpClient:
     ) -> bytes:
         cap = self.config.max_bytes
         length = headers.get("content-length", "").strip()
-        if length.isdigit() and int(length) > cap:
+        if _ASCII_DIGITS.fullmatch(length) and int(length) > cap:
             raise FetchError(f"Content-Length {length} exceeds the {cap}-byte cap: {redact(url)}",
                              kind="too_large", transient=False, url=url)
         decoder = _Decoder(headers.get("content-encoding", ""), url)

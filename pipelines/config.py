@@ -52,6 +52,8 @@ class FetchConfig:
     allow_hosts: tuple[str, ...] = ()  # hosts/IPs let through the private-address block
     per_host_concurrency: int = 2
     per_host_min_spacing: float = 1.0  # seconds between request starts to one host
+    robots: bool = True  # honour robots.txt (Disallow, Crawl-delay) for article pages
+    robots_exempt_hosts: tuple[str, ...] = ()  # hosts (and their subdomains) whose owner allowed us in
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

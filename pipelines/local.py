@@ -92,6 +92,7 @@ class LocalDriver:
 
         self.http = HttpClient(cfg.fetch)
         self.stop_event = threading.Event()
+        self.one_shot = False  # backfill: polls once, so poll failures are not announced with a next try
         self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="poll")
         self._polling: dict[str, tuple[FeedConfig, Future[Any]]] = {}
         # this process is the only writer of feed state: read it once, then keep it current
@@ -126,7 +127,7 @@ class LocalDriver:
         for feed in feeds:
             if feed.id not in self._polling:
                 self._polling[feed.id] = (feed, self._pool.submit(poll_feed, self.http, feed, self._states.get(feed.id),
-                                                                  now=self.clock()))
+                                                                  now=self.clock(), one_shot=self.one_shot))
         if wait:
             futures_wait([f for _, f in self._polling.values()])
         m = metrics.get()

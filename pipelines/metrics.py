@@ -34,7 +34,10 @@ FEED_POLL_OUTCOMES = (
     "parse_error",
     "blocked",
 )
-FETCH_OUTCOMES = ("ok", "http_error", "timeout", "connection_error", "too_large", "blocked", "not_html")
+FETCH_OUTCOMES = ("ok", "http_error", "timeout", "connection_error", "too_large", "blocked", "not_html",
+                  "robots_disallowed", "robots_unavailable")
+ROBOTS_OUTCOMES = ("allowed", "disallowed", "unavailable", "exempt")
+ENTRY_REJECT_REASONS = ("no_link", "unreadable")
 EXTRACT_OUTCOMES = ("ok", "feed_fallback", "error")
 DUPLICATE_KINDS = ("url", "exact", "near")
 INDEX_OUTCOMES = ("indexed", "updated", "failed", "dead_letter")
@@ -69,6 +72,15 @@ class Metrics:
         )
         self.articles_seen = Counter(
             "newsmon_articles_seen", "New feed entries accepted for processing.", ["feed"], registry=r
+        )
+        self.entries_rejected = Counter(
+            "newsmon_feed_entries_rejected",
+            "Feed entries skipped at intake (no http(s) link of their own, unreadable), counted once each.",
+            ["feed", "reason"],
+            registry=r,
+        )
+        self.robots = Counter(
+            "newsmon_robots", "robots.txt checks before article fetches, by outcome.", ["outcome"], registry=r
         )
         self.articles_fetched = Counter(
             "newsmon_articles_fetched", "Article page fetches by outcome.", ["outcome"], registry=r
@@ -142,10 +154,14 @@ class Metrics:
             self.feed_last_new_item.labels(feed)
             self.feed_interval.labels(feed)
             self.articles_seen.labels(feed)
+            for reason in ENTRY_REJECT_REASONS:
+                self.entries_rejected.labels(feed, reason)
         for topic in topics:
             self.articles_tagged.labels(topic)
         for outcome in FETCH_OUTCOMES:
             self.articles_fetched.labels(outcome)
+        for outcome in ROBOTS_OUTCOMES:
+            self.robots.labels(outcome)
         for outcome in EXTRACT_OUTCOMES:
             self.articles_extracted.labels(outcome)
         for kind in DUPLICATE_KINDS:

@@ -161,12 +161,21 @@ def cmd_backfill(args: argparse.Namespace) -> int:
 
 
 def _backfill(cfg: Config, args: argparse.Namespace) -> int:
+    """Poll the feeds once, process everything, then report what was done and what was not.
+
+    Exits 0 only when every accepted entry was stored and every feed answered; otherwise it
+    lists what is left (waiting for a fetch retry, for the sink, or quarantined) and exits 1.
+    """
     from tqdm import tqdm
 
+    from pipelines import metrics
     from pipelines.local import CycleReport, LocalDriver
     from transforms.records import FeedEntry, utcnow
 
+    m = metrics.get()
+    before = _backfill_counters(m)
     driver = LocalDriver(cfg)
+    driver.one_shot = True
     report = CycleReport()
     try:
         driver.poll(driver.feeds, report, wait=True)
@@ -183,19 +192,92 @@ def _backfill(cfg: Config, args: argparse.Namespace) -> int:
         total = driver.state.counts()["pending"]
         with tqdm(total=total, unit="article", desc="backfill", file=sys.stderr, disable=args.quiet) as bar:
             while True:
-                before = report.processed
+                done_before = report.processed
                 driver.process_pending(report)
-                bar.update(report.processed - before)
-                if report.processed == before:
+                bar.update(report.processed - done_before)
+                if report.processed == done_before:
                     break
+        left = driver.state.unfinished(limit=BACKFILL_LIST_LIMIT)
+        counts = driver.state.counts()
     finally:
         driver.close()
-    print(
-        f"backfill: {report.accepted} new, {report.url_duplicates} already known, "
-        f"{report.acknowledged} stored, {len(report.errors)} feed errors",
-        file=sys.stderr,
-    )
-    return 0 if not report.errors else 1
+    after = _backfill_counters(m)
+    delta = {k: after.get(k, 0.0) - before.get(k, 0.0) for k in after}
+    print(backfill_summary(report, delta), file=sys.stderr)
+    unfinished = counts["pending"] + counts["outbox"] + counts["failed"]
+    if unfinished:
+        print(_unfinished_report(counts, left, cfg), file=sys.stderr)
+    return 0 if not report.errors and not unfinished else 1
+
+
+BACKFILL_LIST_LIMIT = 20
+
+
+def _backfill_counters(m: Any) -> dict[tuple[str, str], float]:
+    """Process-wide counters backfill reports on: (family, label) -> value."""
+    out: dict[tuple[str, str], float] = {}
+    for family, counter, label in (
+        ("fetch", m.articles_fetched, "outcome"),
+        ("extract", m.articles_extracted, "outcome"),
+        ("rejected", m.entries_rejected, "reason"),
+        ("failed", m.articles_failed, "reason"),
+    ):
+        for metric in counter.collect():
+            for sample in metric.samples:
+                if not sample.name.endswith("_total"):
+                    continue
+                if family == "failed" and sample.labels.get("stage") != "accept":
+                    continue
+                key = (family, sample.labels[label])
+                out[key] = out.get(key, 0.0) + sample.value
+    return out
+
+
+def _breakdown(delta: dict[tuple[str, str], float], family: str, *, skip: tuple[str, ...] = ()) -> tuple[int, str]:
+    parts = {k[1]: int(v) for k, v in delta.items() if k[0] == family and k[1] not in skip and v > 0}
+    total = sum(parts.values())
+    return total, ", ".join(f"{name} {n}" for name, n in sorted(parts.items()))
+
+
+def backfill_summary(report: Any, delta: dict[tuple[str, str], float]) -> str:
+    """One line: what came in, what was stored, what failed on the way (fetches, intake, feeds)."""
+    failures, failure_kinds = _breakdown(delta, "fetch", skip=("ok",))
+    rejected, rejected_kinds = _breakdown(delta, "rejected")
+    bad_urls = int(sum(v for k, v in delta.items() if k[0] == "failed"))
+    if bad_urls:
+        rejected += bad_urls
+        rejected_kinds = ", ".join(p for p in (rejected_kinds, f"bad_url {bad_urls}") if p)
+    fallback = int(delta.get(("extract", "feed_fallback"), 0))
+    parts = [
+        f"{report.accepted} new",
+        f"{report.url_duplicates} already known",
+        f"{report.acknowledged} stored" + (f" ({fallback} with the feed's text only)" if fallback else ""),
+        f"{failures} fetch failures" + (f" ({failure_kinds})" if failures else ""),
+        f"{rejected} entries rejected at intake" + (f" ({rejected_kinds})" if rejected else ""),
+        f"{len(report.errors)} feed errors",
+    ]
+    return "backfill: " + ", ".join(parts)
+
+
+def _unfinished_report(counts: dict[str, int], left: list[tuple[str, str, str, float | None, str]],
+                       cfg: Config) -> str:
+    total = counts["pending"] + counts["outbox"] + counts["failed"]
+    lines = [
+        f"backfill: {total} articles not finished: {counts['pending']} waiting to retry a fetch, "
+        f"{counts['outbox']} waiting for the sink, {counts['failed']} quarantined after repeated pipeline failures"
+    ]
+    now = time.time()
+    for where, _aid, url, retry_at, error in left:
+        when = ""
+        if where == "pending" and retry_at:
+            when = f"retry in {max(0, int(retry_at - now))}s; "
+        what = {"pending": "fetch", "outbox": "sink", "failed": "quarantined"}[where]
+        lines.append(f"  {what:<11} {url}  ({when}{error or 'not attempted yet'})")
+    if total > len(left):
+        lines.append(f"  ... and {total - len(left)} more")
+    lines.append(f"Run the same backfill again later (or `newsmon run --store {cfg.store_dir}`) to finish them; "
+                 f"`newsmon status --store {cfg.store_dir}` shows the backlog.")
+    return "\n".join(lines)
 
 
 # -- feeds check -------------------------------------------------------------------------------
@@ -206,21 +288,23 @@ def cmd_feeds_check(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     http = HttpClient(cfg.fetch)
     failures = 0
-    print(f"{'feed':<32} {'status':<16} {'items':>5} {'time':>7}  conditional GET")
+    width = max([len("feed"), *(len(f.id) for f in cfg.enabled_feeds)])
+    print(f"{'feed':<{width}} {'status':<16} {'items':>5} {'time':>7}  conditional GET")
     try:
         for feed in cfg.enabled_feeds:
-            first = poll_feed(http, feed, None, now=time.time())
+            first = poll_feed(http, feed, None, now=time.time(), one_shot=True)
             conditional = "-"
             if first.error is None and (first.state.etag or first.state.last_modified):
-                second = poll_feed(http, feed, first.state, now=time.time())
+                second = poll_feed(http, feed, first.state, now=time.time(), one_shot=True)
                 conditional = "honoured" if second.outcome == "not_modified" else f"ignored ({second.outcome})"
             elif first.error is None:
                 conditional = "no ETag/Last-Modified"
             if first.error is not None:
                 failures += 1
-            print(f"{feed.id:<32} {first.outcome:<16} {first.items:>5} {first.elapsed:>6.2f}s  {conditional}")
+            took = f"{first.request_seconds:>6.2f}s" if first.request_seconds is not None else f"{'-':>7}"
+            print(f"{feed.id:<{width}} {first.outcome:<16} {first.items:>5} {took}  {conditional}", flush=True)
             if first.error:
-                print(f"{'':<32} {first.error}")
+                print(f"{'':<{width}} {first.error}", flush=True)
     finally:
         http.close()
     return 1 if failures else 0

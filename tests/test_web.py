@@ -30,7 +30,8 @@ from tests.localserver import LocalServer, Request, Route, redirect
 
 
 def cfg(**kw: object) -> FetchConfig:
-    base = dict(allow_hosts=("127.0.0.1",), per_host_min_spacing=0.0, timeout=5.0, connect_timeout=2.0)
+    # robots.txt is tested in tests/test_robots.py; here it would add a request to every count
+    base = dict(allow_hosts=("127.0.0.1",), per_host_min_spacing=0.0, timeout=5.0, connect_timeout=2.0, robots=False)
     base.update(kw)
     return FetchConfig(**base)  # type: ignore[arg-type]
 

@@ -22,10 +22,17 @@ How each field is chosen:
   from the page's visible byline (``"Selasa, 23/02/2016 15:32 WIB"``) when
   htmldate only knew the day; else the feed's date-only value; else ``None``.
   Always UTC.
-* **fallback** -- when there is no HTML, extraction fails, or it yields less
-  than :data:`MIN_TEXT_CHARS` of prose, the Article is built from the feed's
-  title and summary (HTML stripped) with ``extraction=EXTRACTION_FEED_FALLBACK``,
-  and the reason is logged.
+* **fallback** -- the page's text is kept unless it is worse than what the feed
+  gave: no HTML, nothing extracted, unreadable (binary), boilerplate (a cookie
+  or "enable JavaScript" wall, an error page), shorter than the feed's summary,
+  or a different story (few of the feed summary's or title's words in it).
+  When the feed offers nothing to compare with, a page must look like a story:
+  at least :data:`MIN_TEXT_CHARS` characters with sentences (an index page is a
+  list of headlines). A list-like body (a sports schedule, results, a price
+  table) that carries the feed summary's words is the story and is kept.
+  Otherwise the Article is built from the feed's title and summary (HTML
+  stripped) with ``extraction=EXTRACTION_FEED_FALLBACK``. Either way the reason
+  is in ``Article.extraction_note`` (empty for an ordinary page) and logged.
 * **language** -- :func:`transforms.language.detect_language` over title + text.
 """
 
@@ -46,7 +53,7 @@ from transforms.dates import WIB, parse_date
 from transforms.language import detect_language
 from transforms.records import EXTRACTION_FEED_FALLBACK, EXTRACTION_PAGE, Article, FeedEntry, to_utc
 
-__all__ = ["MIN_TEXT_CHARS", "build_article", "clean_title", "extract_page", "strip_html"]
+__all__ = ["MIN_TEXT_CHARS", "build_article", "clean_title", "extract_page", "judge_page_text", "strip_html"]
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +67,7 @@ _SPACES = re.compile(r"[ \t\r\f\v\u00a0]+")
 _TITLE_SEPARATORS = re.compile(r"\s+(?:\||-|–|—|::|»|·)\s+")
 _DOMAIN_LIKE = re.compile(r"\b[\w-]+\.(?:com|co\.id|id|net|org|news|tv)\b", re.IGNORECASE)
 _WORD = re.compile(r"\w+")
-_SENTENCE_END = re.compile(r"[^\s.!?][.!?][\"”’)]?(?:\s|$)")
+_SENTENCE_END = re.compile(r"(?<=[^\s.!?])[.!?][\"”’)]?(?:\s|$)")  # lookbehind: the scan skips to [.!?]
 _BYLINE = re.compile(
     r"(?:\d{1,2}[/.-]\d{1,2}[/.-]\d{4}|\d{4}-\d{2}-\d{2}|\d{1,2}\s+[A-Za-z]{3,9}\.?\s+\d{4})"  # the date
     r"[\s,|/-]{0,6}(?:pukul\s+|jam\s+)?\d{1,2}[:.]\d{2}(?:[:.]\d{2})?"  # the time
@@ -84,7 +91,8 @@ def build_article(
     """Build the Article for one fetched page; falls back to the feed entry, never raises."""
     page = extract_page(html, url=final_url, now=first_seen) if html else None
     feed_summary = strip_html(entry.summary)
-    reason = _fallback_reason(html, page)
+    feed_title = strip_html(entry.title)
+    reason, note = judge_page_text(html, page, feed_title=feed_title, feed_summary=feed_summary)
     if reason is None and page is not None:
         title = _choose_title(page.get("title", ""), entry.title)
         text = page["text"]
@@ -93,8 +101,9 @@ def build_article(
         extraction = EXTRACTION_PAGE
         summary = feed_summary or page.get("description", "")
     else:
+        note = f"feed fallback: {reason}"
         log.info("feed fallback for %s: %s", final_url, reason)
-        title = strip_html(entry.title)
+        title = feed_title
         text = feed_summary
         authors = ()
         page_date = page.get("published") if page else None
@@ -117,6 +126,7 @@ def build_article(
         language_confidence=confidence,
         authors=authors,
         extraction=extraction,
+        extraction_note=note,
     )
 
 
@@ -268,26 +278,93 @@ def _page_date(raw: str | None, html: str) -> datetime | None:
     return found
 
 
-def _fallback_reason(html: str | None, page: dict[str, Any] | None) -> str | None:
+# Content words for comparing the page with the feed entry: 4+ letters, minus the commonest
+# Indonesian function words (they would make any two texts look alike).
+_CONTENT_WORD = re.compile(r"[^\W\d_]{4,}")
+_STOPWORDS = frozenset(
+    "yang dengan untuk dari pada dalam akan atau juga tidak sudah telah oleh karena bahwa saat "
+    "para lebih masih bisa dapat harus hingga sejak antara setelah sebelum kata ujar menurut "
+    "kami kita mereka anda adalah ialah yaitu namun tetapi serta agar supaya jika kalau seperti "
+    "sebagai secara tersebut ini itu sini sana baru ketika the and that with from this".split()
+)
+_NOT_TEXT = re.compile(r"[^\w\s]|[\d_]")  # characters that are neither letters nor spaces
+_BOILERPLATE = re.compile(
+    r"enable javascript|aktifkan javascript|javascript (?:is )?(?:disabled|required)|"
+    r"(?:we|kami) (?:use|menggunakan) cookies?|accept (?:all )?cookies|terima (?:semua )?cookie|"
+    r"access denied|akses ditolak|403 forbidden|page not found|halaman tidak ditemukan|"
+    r"are you a robot|verify you are human|please (?:subscribe|log ?in) to (?:continue|read)|"
+    r"berlangganan untuk membaca|silakan (?:login|masuk) untuk membaca",
+    re.IGNORECASE,
+)
+_WORD_2 = re.compile(r"[^\W\d_]{2,}")
+_COMPARE_CHARS = 6000  # the feed's summary and title are about the lead: compare with the start of the page
+SAME_STORY = 0.5  # at least this share of the feed summary's content words in the page: the same story
+OTHER_STORY = 0.25  # below this share (summary, or title when there is no summary): a different story
+
+
+def _content_words(text: str) -> set[str]:
+    return set(_CONTENT_WORD.findall(text.casefold())) - _STOPWORDS
+
+
+def _share_in(words: set[str], page_words: set[str]) -> float | None:
+    """The share of ``words`` found in the page; None when there are too few words to judge."""
+    if len(words) < 3:
+        return None
+    return len(words & page_words) / len(words)
+
+
+def judge_page_text(
+    html: str | None, page: dict[str, Any] | None, *, feed_title: str = "", feed_summary: str = ""
+) -> tuple[str | None, str]:
+    """``(reason to fall back to the feed's text or None, note for the record)``.
+
+    Cheap: a few regular expressions and set operations over the first few thousand characters,
+    no per-character Python loop (it runs once per article).
+    """
     if not html:
-        return "no html"
+        return "no html", ""
     if page is None:
-        return "page could not be extracted"
+        return "page could not be extracted", ""
     text = page.get("text", "")
-    if len(text) < MIN_TEXT_CHARS:
-        return f"only {len(text)} chars of text"
-    if not _looks_like_prose(text):
-        return "extracted text is not prose"
-    return None
-
-
-def _looks_like_prose(text: str) -> bool:
-    """Guards against binary garbage decoded as text: mostly letters and spaces, real words."""
+    if not text.strip():
+        return "the page gave no text", ""
     sample = text[:5000]
-    letters = sum(ch.isalpha() or ch.isspace() for ch in sample)
-    words = re.findall(r"[^\W\d_]{2,}", sample)
-    sentences = _SENTENCE_END.findall(sample)  # an index page is a list of headlines: no sentences
-    return letters >= 0.7 * len(sample) and len(words) >= 20 and len(sentences) >= 2
+    not_text = len(_NOT_TEXT.findall(sample))
+    words = _WORD_2.findall(sample)
+    if not_text > 0.5 * len(sample) or len(words) < 5:
+        return "extracted text is not readable text", ""
+    if len(text) < 1500:
+        wall = _BOILERPLATE.search(text)
+        if wall is not None:
+            return f"extracted text is boilerplate ({wall.group(0)!r})", ""
+    page_words = _content_words(f"{page.get('title', '')}\n{text[:_COMPARE_CHARS]}")
+    summary_share = _share_in(_content_words(feed_summary), page_words)
+    title_share = _share_in(_content_words(feed_title), page_words)
+    compared = summary_share if summary_share is not None else title_share
+    if compared is not None and compared < OTHER_STORY:
+        what = "summary" if summary_share is not None else "title"
+        return f"a different story: {compared:.0%} of the feed {what}'s words are in the page text", ""
+    if feed_summary and len(text) < len(feed_summary):
+        return f"extracted text ({len(text)} chars) is shorter than the feed summary ({len(feed_summary)})", ""
+    prose = len(text) >= MIN_TEXT_CHARS and _looks_like_prose(sample, not_text=not_text, words=len(words))
+    if summary_share is not None and summary_share >= SAME_STORY:
+        if not prose:
+            return None, f"list-like or short page text kept: it carries {summary_share:.0%} of the feed summary's words"
+        return None, ""
+    if len(text) < MIN_TEXT_CHARS:
+        return f"only {len(text)} chars of text and no feed summary that vouches for it", ""
+    if not prose:
+        return "extracted text is a list without sentences (an index page?) and no feed summary vouches for it", ""
+    return None, ""
+
+
+def _looks_like_prose(sample: str, *, not_text: int, words: int) -> bool:
+    """Mostly letters and spaces, real words, and sentences (an index page is a list of headlines)."""
+    return (
+        len(sample) - not_text >= 0.7 * len(sample)
+        and words >= 20
+        and len(_SENTENCE_END.findall(sample, 0, 5000)) >= 2
+    )
 
 
 def _choose_title(page_title: str, feed_title: str) -> str:

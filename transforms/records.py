@@ -199,6 +199,7 @@ class Article:
     language_confidence: float = 0.0
     authors: tuple[str, ...] = ()
     extraction: str = EXTRACTION_PAGE  # or EXTRACTION_FEED_FALLBACK
+    extraction_note: str = ""  # why the feed's text was used, or why list-like page text was kept
     topics: tuple[str, ...] = ()
     topic_evidence: tuple[TopicEvidence, ...] = ()
     duplicate_of: str | None = None
@@ -226,6 +227,7 @@ class Article:
             "language_confidence": self.language_confidence,
             "authors": list(self.authors),
             "extraction": self.extraction,
+            "extraction_note": self.extraction_note,
             "topics": list(self.topics),
             "topic_evidence": [e.to_dict() for e in self.topic_evidence],
             "duplicate_of": self.duplicate_of,
@@ -255,6 +257,7 @@ class Article:
             language_confidence=float(d.get("language_confidence", 0.0)),
             authors=tuple(d.get("authors", ())),
             extraction=d.get("extraction", EXTRACTION_PAGE),
+            extraction_note=d.get("extraction_note") or "",
             topics=tuple(d.get("topics", ())),
             topic_evidence=tuple(TopicEvidence.from_dict(e) for e in d.get("topic_evidence", ())),
             duplicate_of=d.get("duplicate_of"),

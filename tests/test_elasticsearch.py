@@ -230,8 +230,8 @@ def test_setup_is_idempotent_and_installs_the_template(es_config: ElasticsearchC
     assert any("up to date" in line for line in second)
     stored = node_call(f"{opensearch_url}/_index_template/{es_config.index_prefix}-articles")["index_templates"][0]
     props = stored["index_template"]["template"]["mappings"]["properties"]
-    assert props["title"]["analyzer"] == "indonesian"
-    assert props["title"]["fields"]["std"]["analyzer"] == "standard"
+    assert props["title"]["analyzer"] == "newsmon_indonesian"
+    assert props["title"]["fields"]["std"]["analyzer"] == "newsmon_folded"
     assert props["topics"]["type"] == "keyword"
 
 
@@ -247,6 +247,8 @@ def test_title_and_text_are_stemmed_in_indonesian(
         assert [t["token"] for t in tokens["tokens"]] == ["kunjung", "negara"], field
         std = node_call(f"{opensearch_url}/{index}/_analyze", "POST", {"field": f"{field}.std", "text": "Kunjungan"})
         assert [t["token"] for t in std["tokens"]] == ["kunjungan"]
+        folded = node_call(f"{opensearch_url}/{index}/_analyze", "POST", {"field": field, "text": "Pyöngyang Séoul"})
+        assert [t["token"] for t in folded["tokens"]] == ["pyongyang", "seoul"]
 
 
 def test_write_is_idempotent_monthly_and_searchable(
@@ -683,3 +685,24 @@ def test_search_against_an_engine_answering_503_prints_one_line(engine: str, ope
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
     assert "503" in lines[0]
+
+
+def test_search_syntax_on_the_real_engine(es_config: ElasticsearchConfig, tmp_path: Path, registry: CollectorRegistry) -> None:
+    """What README promises of `newsmon search`: all words, "phrases", prefix*, -exclusions, case and accents."""
+    setup_elasticsearch(es_config)
+    sink = make_sink(es_config, tmp_path)
+    a = art(1, title="Kunjungan Putin ke Pyöngyang", text="Putin bertemu Kim Jong Un di Pyöngyang membahas kerja sama militer.")
+    b = art(2, title="Menlu Rusia ke Seoul", text="Menteri luar negeri Rusia berkunjung ke Seoul membahas kerja sama ekonomi.")
+    sink.write([a, b])
+    sink.refresh()
+
+    def ids(q: str) -> set[str]:
+        return {h.id for h in sink.search(q, limit=10)}
+
+    assert ids("KUNJUNGAN putin") == {a.id}
+    assert ids("pyongyang") == {a.id}  # accent-insensitive
+    assert ids('"kerja sama militer"') == {a.id}
+    assert ids('"sama kerja militer"') == set()
+    assert ids("kunjung*") == {a.id, b.id}  # Kunjungan, berkunjung (stemmed to kunjung)
+    assert ids("rusia -militer") == {b.id}
+    sink.close()

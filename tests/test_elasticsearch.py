@@ -33,6 +33,7 @@ from connectors.elasticsearch import (
     backoff_delay,
     classify_item,
     index_for,
+    make_client,
     plan_actions,
     redact,
     setup_elasticsearch,
@@ -42,6 +43,7 @@ from connectors.sink import SinkUnavailable
 from pipelines import metrics
 from pipelines.config import ElasticsearchConfig
 from pipelines.process import write_batch
+from tests.eslive import LIVE_URL, live_config
 from tests.faultserver import FaultProxy
 from tests.opensearchnode import OpenSearchNode
 from transforms.records import Article, TopicEvidence, article_id
@@ -706,3 +708,29 @@ def test_search_syntax_on_the_real_engine(es_config: ElasticsearchConfig, tmp_pa
     assert ids("kunjung*") == {a.id, b.id}  # Kunjungan, berkunjung (stemmed to kunjung)
     assert ids("rusia -militer") == {b.id}
     sink.close()
+
+
+@pytest.mark.live
+def test_live_cluster_contract(tmp_path: Path, registry: CollectorRegistry) -> None:
+    """The core contract through the sink's own API only, against NEWSMON_TEST_ES_URL (make test-live)."""
+    if not LIVE_URL:
+        pytest.skip("NEWSMON_TEST_ES_URL not set: the contract ran against the OpenSearch test node above")
+    cfg = live_config(f"nmtest-{uuid.uuid4().hex[:10]}")
+    setup_elasticsearch(cfg)
+    sink = make_sink(cfg, tmp_path)
+    try:
+        orig, bad = art(1), art(2, similarity="sangat mirip")
+        dup = art(3, month=7, dup_of=orig)
+        result = sink.write([orig, bad, dup])
+        assert set(result.acknowledged) == {orig.id, dup.id} and result.dead_lettered == (bad.id,)
+        sink.write([dup])
+        stored = sink.get(orig.id)
+        assert stored is not None and [s.id for s in stored.also_published_at] == [dup.id]
+        sink.refresh()
+        assert [h.id for h in sink.search("kunjungan putin")] == [orig.id]
+    finally:
+        sink.close()
+        es = make_client(cfg)
+        es.options(ignore_status=404).indices.delete(index=f"{cfg.index_prefix}-articles-*", allow_no_indices=True)
+        es.options(ignore_status=404).indices.delete_index_template(name=f"{cfg.index_prefix}-articles")
+        es.close()

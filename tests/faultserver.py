@@ -159,12 +159,8 @@ class FaultProxy:
         self._httpd: ThreadingHTTPServer | None = None
 
     def start(self) -> Self:
-        proxy = self
-
-        class Handler(_Handler):
-            owner = proxy
-
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        handler = type("Handler", (_Handler,), {"owner": self})
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self._httpd.daemon_threads = True
         threading.Thread(target=self._httpd.serve_forever, daemon=True, name="fault-proxy").start()
         return self

@@ -734,3 +734,28 @@ def test_live_cluster_contract(tmp_path: Path, registry: CollectorRegistry) -> N
         es.options(ignore_status=404).indices.delete(index=f"{cfg.index_prefix}-articles-*", allow_no_indices=True)
         es.options(ignore_status=404).indices.delete_index_template(name=f"{cfg.index_prefix}-articles")
         es.close()
+
+
+def test_dedup_store_on_opensearch_reports_faults_like_on_elasticsearch(opensearch_url: str, prefix: str) -> None:
+    """connectors.es_compat: the ES dedup store over opensearch-py keeps its error contract."""
+    from connectors.dedupstore import DedupStoreError
+    from connectors.esdedupstore import ElasticsearchDedupStore
+    from tests.opensearchnode import free_port
+
+    with FaultProxy(opensearch_url, elasticsearch=False) as p:
+        store = ElasticsearchDedupStore(ElasticsearchConfig(urls=(p.url,), index_prefix=prefix, engine="opensearch"))
+        try:
+            assert store.ensure_index() is True and store.ensure_index() is False
+            p.faults.fail_requests(503, times=20, path="_search")
+            with pytest.raises(DedupStoreError) as info:
+                store.candidates(text_hash="", bands=(1,), exclude_id="n")
+            assert info.value.transient is True
+        finally:
+            store.close()
+    down = ElasticsearchDedupStore(ElasticsearchConfig(urls=(f"http://127.0.0.1:{free_port()}",), index_prefix=prefix,
+                                                       engine="opensearch"))
+    with pytest.raises(DedupStoreError) as info:
+        down.lookup("a")
+    assert info.value.transient is True
+    down.close()
+    node_call(f"{opensearch_url}/{prefix}-dedup", "DELETE")

@@ -54,15 +54,21 @@ def test_server(server: FaultProxy) -> Iterator[FaultProxy]:
     server.auth = None
 
 
-@pytest.fixture
-def es_config(server: FaultProxy) -> Iterator[ElasticsearchConfig]:
-    """The live cluster when NEWSMON_TEST_ES_URL is set, else the real test node; unique prefix."""
+@pytest.fixture(params=["elasticsearch", "opensearch"])
+def es_config(request: pytest.FixtureRequest, server: FaultProxy, opensearch_url: str) -> Iterator[ElasticsearchConfig]:
+    """The live cluster when NEWSMON_TEST_ES_URL is set, else the real test node (the elasticsearch
+    client through the shim, or opensearch-py straight to the node); unique prefix."""
     prefix = f"nmtest-{uuid.uuid4().hex[:10]}"
     if LIVE_URL:
+        if request.param == "opensearch":
+            pytest.skip("NEWSMON_TEST_ES_URL is an Elasticsearch cluster")
         cfg = live_config(prefix)
+    elif request.param == "opensearch" and "test_server" in request.fixturenames:
+        pytest.skip("fault and request-log tests go through the Elasticsearch-client shim")
     else:
         server.reset()
-        cfg = ElasticsearchConfig(urls=(server.url,), index_prefix=prefix)
+        url = server.url if request.param == "elasticsearch" else opensearch_url
+        cfg = ElasticsearchConfig(urls=(url,), index_prefix=prefix, engine=request.param)
     yield cfg
     server.auth = None
     es = make_client(cfg)

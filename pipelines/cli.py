@@ -108,6 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     setup_logging(max(args.verbose, getattr(args, "default_verbosity", 0)))
+    from connectors.sink import SinkError
     from pipelines.config import ConfigError
 
     try:
@@ -119,6 +120,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except BrokenPipeError:
         return _stdout_closed()
+    except SinkError as exc:  # search engine down, refusing, or misconfigured: one line, not a traceback
+        print(f"newsmon: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
     except _user_errors() as exc:

@@ -378,21 +378,18 @@ def test_second_writer_refused_and_status_reads_the_owner(
     assert "decoy-topic" not in out
 
 
-def test_search_on_elasticsearch_creates_no_store(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+def test_search_on_opensearch_creates_no_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], opensearch_url: str
 ) -> None:
-    from tests.esserver import EsTestServer
-
-    with EsTestServer() as es:
-        monkeypatch.setenv("NEWSMON_ES_URL", es.url)
-        monkeypatch.setenv("NEWSMON_ES_INDEX", "uji")
-        monkeypatch.chdir(tmp_path)  # the default store, ./newsmon-data, must not appear either
-        assert main(["setup", "elasticsearch"]) == 0
-        capsys.readouterr()
-        typo = tmp_path / "typo"
-        assert main(["search", "putin", "--store", str(typo)]) == 0
-        assert capsys.readouterr().out.strip() == "no results"
-        assert main(["search", "putin", "--json"]) == 0
+    monkeypatch.setenv("NEWSMON_OPENSEARCH_URL", opensearch_url)
+    monkeypatch.setenv("NEWSMON_ES_INDEX", f"uji-nostore-{tmp_path.name.lower()}")
+    monkeypatch.chdir(tmp_path)  # the default store, ./newsmon-data, must not appear either
+    assert main(["setup", "opensearch"]) == 0
+    capsys.readouterr()
+    typo = tmp_path / "typo"
+    assert main(["search", "putin", "--store", str(typo)]) == 0
+    assert capsys.readouterr().out.strip() == "no results"
+    assert main(["search", "putin", "--json"]) == 0
     assert not typo.exists() and not (tmp_path / "newsmon-data").exists()
 
 

@@ -17,11 +17,11 @@ from pathlib import Path
 
 from _corpus import corpus_articles, serve_in_subprocess
 
+from connectors import metrics
 from connectors.dedupstore import SqliteDedupStore
 from connectors.localindex import LocalIndex
 from connectors.rss import poll_feed
 from connectors.web import HttpClient
-from pipelines import metrics
 from pipelines.config import Config, FeedConfig, FetchConfig
 from pipelines.local import LocalDriver, canonical_id
 from transforms.dedup import decide

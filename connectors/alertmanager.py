@@ -46,8 +46,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from pipelines import metrics
-from pipelines.config import AlertsConfig
+from connectors import metrics
+from connectors.settings import AlertsConfig
 from transforms.records import Article, dt_to_str, to_utc, utcnow
 
 log = logging.getLogger(__name__)

@@ -26,7 +26,7 @@ window of ``first_seen`` (default 7 days; :meth:`prune`) rather than by uptime.
     records without shingle sets, and the WAL is checkpointed every 16 MB. Measured with
     ``bench/dedup_bench.py`` (100k articles in the window): see that script's docstring.
 
-Shared store for distributed runners (implemented in ``connectors/esdedupstore.py``; design notes)
+Shared store for distributed runners (implemented in ``connectors/elasticsearch/dedupstore.py``; design notes)
     An Elasticsearch index ``newsmon-dedup`` with one document per article: ``_id`` = article
     id, ``bands`` and ``story_terms`` as ``keyword`` (or ``long``) arrays, ``text_hash`` keyword,
     ``first_seen`` date, ``shingles`` as a ``binary`` field (not indexed), the decision fields.

@@ -30,7 +30,7 @@ from typing import Any
 import urllib3
 
 from connectors.elasticsearch import redact
-from pipelines.config import ElasticsearchConfig
+from connectors.settings import ElasticsearchConfig
 
 DEFAULT_TOPICS = ("nato-reaction", "russia-dprk")
 

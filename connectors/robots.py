@@ -40,7 +40,7 @@ from urllib.parse import urlsplit
 
 from protego import Protego
 
-from pipelines import metrics as metrics_mod
+from connectors import metrics as metrics_mod
 
 log = logging.getLogger(__name__)
 

@@ -54,9 +54,9 @@ from urllib.parse import urljoin, urlsplit
 
 import feedparser
 
+from connectors import metrics as metrics_mod
+from connectors.settings import FeedConfig
 from connectors.web import FetchError, HttpClient, redact
-from pipelines import metrics as metrics_mod
-from pipelines.config import FeedConfig
 from transforms.records import FeedEntry
 
 log = logging.getLogger(__name__)
@@ -109,7 +109,7 @@ class FeedState:
 @dataclass(frozen=True, slots=True)
 class PollResult:
     feed_id: str
-    outcome: str  # one of pipelines.metrics.FEED_POLL_OUTCOMES
+    outcome: str  # one of connectors.metrics.FEED_POLL_OUTCOMES
     entries: tuple[FeedEntry, ...]  # only entries not seen before
     state: FeedState  # the updated state; the caller persists it
     items: int  # items in the feed document (0 when not parsed)
@@ -596,14 +596,3 @@ def _record(result: PollResult) -> None:
     if result.entries and result.state.last_new_item_at is not None:
         m.feed_last_new_item.labels(fid).set(result.state.last_new_item_at)
 
-
-_BEAM_NAMES = ("PollDueFeedsFn", "ReadFromRss")
-
-
-def __getattr__(name: str) -> Any:
-    """``ReadFromRss`` and ``PollDueFeedsFn`` from :mod:`connectors.rssbeam`, imported on first use."""
-    if name in _BEAM_NAMES:
-        from connectors import rssbeam
-
-        return getattr(rssbeam, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

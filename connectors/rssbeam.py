@@ -13,8 +13,8 @@ from typing import Any
 import apache_beam as beam
 
 from connectors.rss import FeedStateStore, due, poll_feed
+from connectors.settings import FeedConfig, FetchConfig
 from connectors.web import HttpClient
-from pipelines.config import FeedConfig, FetchConfig
 from transforms.records import FeedEntry
 
 

@@ -31,7 +31,7 @@ Everything a feed item points at is untrusted, so :class:`HttpClient` is defensi
 Errors (every failure is logged with its reason; userinfo is stripped from logged URLs)::
 
     Exception
-     └── FetchError                kind in pipelines.metrics.FETCH_OUTCOMES, transient, status, retry_after
+     └── FetchError                kind in connectors.metrics.FETCH_OUTCOMES, transient, status, retry_after
           └── BlockedDestination   kind="blocked", never transient
 
 ``kind`` is the metrics label; ``transient`` tells callers whether to retry later (timeouts, resets,
@@ -68,7 +68,7 @@ from urllib3.exceptions import (
 )
 
 from connectors.robots import RobotsCache, RobotsUnreachable
-from pipelines.config import FetchConfig
+from connectors.settings import FetchConfig
 
 log = logging.getLogger(__name__)
 

@@ -138,8 +138,8 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     """
     from connectors.deadletter import DeadLetterError
     from connectors.dedupstore import DedupStoreError
+    from connectors.metrics import MetricsServeError
     from connectors.statestore import StoreError
-    from pipelines.metrics import MetricsServeError
 
     return (StoreError, MetricsServeError, DeadLetterError, DedupStoreError)
 

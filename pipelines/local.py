@@ -34,8 +34,8 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 
+from connectors import metrics
 from connectors.statestore import PendingItem, StateStore
-from pipelines import metrics
 from pipelines.config import Config, FeedConfig
 from pipelines.process import ProcessArticles, Resources, retry_delay, write_batch
 from transforms.records import FeedEntry, article_id

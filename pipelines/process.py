@@ -11,7 +11,7 @@
 
 Everything a DoFn needs is built in ``setup`` from picklable settings (:class:`Resources`),
 so no client, connection or large state is pickled into the graph, and nothing assumes
-the local runner. Metrics go to the process registry (``pipelines.metrics.get()``).
+the local runner. Metrics go to the process registry (``connectors.metrics.get()``).
 """
 
 from __future__ import annotations
@@ -32,9 +32,9 @@ from typing import Any
 import apache_beam as beam
 from apache_beam import pvalue
 
+from connectors import metrics
 from connectors.sink import Sink, SinkUnavailable
 from connectors.statestore import PendingItem, StateStore
-from pipelines import metrics
 from pipelines.config import AlertsConfig, Config, ElasticsearchConfig, FetchConfig, from_environment
 from transforms.records import Article, utcnow
 
@@ -87,7 +87,7 @@ class Resources:
         """SQLite on local disk for the local driver; Elasticsearch, shared by every worker, for a
         distributed runner writing to Elasticsearch."""
         if not self.use_outbox and self.elasticsearch.enabled:
-            from connectors.esdedupstore import ElasticsearchDedupStoreFactory
+            from connectors.elasticsearch.dedupstore import ElasticsearchDedupStoreFactory
 
             return ElasticsearchDedupStoreFactory(self.elasticsearch, window_days=self.dedup_window_days)
         from connectors.dedupstore import SqliteDedupStore
@@ -392,8 +392,8 @@ class ProcessArticles(beam.PTransform):
         self._res = resources
 
     def expand(self, items: beam.PCollection) -> beam.PCollection:
-        from transforms.dedup import DedupArticles
-        from transforms.topics import TagTopics
+        from pipelines.dedupbeam import DedupArticles
+        from pipelines.topicsbeam import TagTopics
 
         fetched = items | "Fetch pages" >> beam.ParDo(FetchPages(self._res)).with_outputs(RETRY, main="pages")
         _ = fetched[RETRY] | "Defer retries" >> beam.ParDo(DeferRetries(self._res))

@@ -67,7 +67,7 @@ def topic_names(cfg: Config) -> list[str]:
 
 def start_metrics(cfg: Config, *, sink: str) -> str:
     """Start the exporter (port 0: any free port); returns its URL. A taken port is a one-line error."""
-    from pipelines import metrics
+    from connectors import metrics
 
     m = metrics.get()
     m.init_series(feeds=[f.id for f in cfg.enabled_feeds], topics=topic_names(cfg), sink=sink)
@@ -168,7 +168,7 @@ def _backfill(cfg: Config, args: argparse.Namespace) -> int:
     """
     from tqdm import tqdm
 
-    from pipelines import metrics
+    from connectors import metrics
     from pipelines.local import CycleReport, LocalDriver
     from transforms.records import FeedEntry, utcnow
 

@@ -25,8 +25,8 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 from apache_beam.transforms import window
 
+from connectors import metrics
 from connectors.statestore import PendingItem
-from pipelines import metrics
 from pipelines.config import Config
 from pipelines.process import ProcessArticles, Resources
 from transforms.records import FeedEntry
@@ -69,7 +69,7 @@ class AcceptEntries(beam.DoFn):
 
 def build_streaming_pipeline(cfg: Config, beam_args: Sequence[str], *, tick_seconds: float = 10.0) -> beam.Pipeline:
     """Build (not run) the streaming pipeline for ``--runner`` given in ``beam_args``."""
-    from connectors.rss import ReadFromRss
+    from connectors.rssbeam import ReadFromRss
 
     options = PipelineOptions(list(beam_args))
     runner = options.view_as(StandardOptions).runner

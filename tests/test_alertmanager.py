@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
+from connectors import metrics
 from connectors.alertmanager import (
     ALERTNAME,
     AlertNotifier,
@@ -30,7 +31,6 @@ from connectors.alertmanager import (
     format_times,
 )
 from connectors.sink import WriteResult
-from pipelines import metrics
 from pipelines.config import AlertsConfig, ConfigError, default_config, from_environment, parse_config
 from pipelines.process import Resources, write_batch
 from transforms.records import Article, MatchedTerm, Syndication, TopicEvidence

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry, start_http_server
 
-from pipelines.metrics import Metrics
+from connectors.metrics import Metrics
 from tests.promstack import REPO, Notification, PromStack, free_port, http_get, require_binaries
 
 ALERT_TIMEOUT = 90.0

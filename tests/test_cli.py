@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry
 
-from pipelines import metrics
+from connectors import metrics
 from pipelines.cli import main
 from tests.localserver import LocalServer, Route
 from tests.newssite import NewsSite

@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry, Counter, start_http_server
 
+from connectors import metrics
 from connectors.localindex import LocalIndex
 from connectors.storelock import StoreLock, store_owner
-from pipelines import metrics
 from pipelines.cli import EXIT_BROKEN_PIPE, build_parser, main
 from tests.e2e import REPO, env, newsmon_cmd, start_run, stop, wait_for
 from tests.e2e import search as e2e_search

@@ -115,11 +115,11 @@ from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 from prometheus_client import CollectorRegistry
 
+from connectors import metrics
 from connectors.dedupstore import SqliteDedupStore, SqliteStoreFactory
-from pipelines import metrics
 from pipelines.cli import main as cli_main
+from pipelines.dedupbeam import DedupArticles
 from transforms.dedup import (
-    DedupArticles,
     decide,
     decide_status,
     fingerprint,
@@ -352,14 +352,6 @@ def test_pure_dedup_does_not_import_beam() -> None:
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "False"
-
-
-def test_beam_wrapper_is_reexported_lazily() -> None:
-    from transforms.dedupbeam import DedupArticles as direct
-
-    assert DedupArticles is direct and dedup_mod.DedupArticles is direct
-    with pytest.raises(AttributeError):
-        dedup_mod.NoSuchThing  # noqa: B018
 
 
 def test_copies_are_recorded_without_shingles(store: SqliteDedupStore) -> None:

@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
+from connectors import metrics
 from connectors.deadletter import PENDING, REPLAYED, DeadLetterStore
 from connectors.elasticsearch import (
     ClusterRefused,
@@ -40,7 +41,6 @@ from connectors.elasticsearch import (
     units_for,
 )
 from connectors.sink import SinkUnavailable
-from pipelines import metrics
 from pipelines.config import ElasticsearchConfig
 from pipelines.process import write_batch
 from tests.eslive import LIVE_URL, live_config
@@ -608,7 +608,7 @@ def test_write_to_elasticsearch_transform(
     from apache_beam.testing.test_pipeline import TestPipeline
     from apache_beam.testing.util import assert_that, equal_to
 
-    from connectors.elasticsearch import WriteToElasticsearch
+    from pipelines.eswrite import WriteToElasticsearch
 
     setup_elasticsearch(es_config)
     batch = [art(n) for n in range(7)] + [art(40, month=2, similarity="x")]
@@ -737,9 +737,9 @@ def test_live_cluster_contract(tmp_path: Path, registry: CollectorRegistry) -> N
 
 
 def test_dedup_store_on_opensearch_reports_faults_like_on_elasticsearch(opensearch_url: str, prefix: str) -> None:
-    """connectors.es_compat: the ES dedup store over opensearch-py keeps its error contract."""
+    """connectors.elasticsearch.compat: the ES dedup store over opensearch-py keeps its error contract."""
     from connectors.dedupstore import DedupStoreError
-    from connectors.esdedupstore import ElasticsearchDedupStore
+    from connectors.elasticsearch.dedupstore import ElasticsearchDedupStore
     from tests.opensearchnode import free_port
 
     with FaultProxy(opensearch_url, elasticsearch=False) as p:

@@ -22,10 +22,10 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry
 
+from connectors import metrics
 from connectors.dedupstore import DedupRecord, DedupStoreError, SqliteDedupStore
 from connectors.elasticsearch import make_client
-from connectors.esdedupstore import MAPPINGS, ElasticsearchDedupStore, ElasticsearchDedupStoreFactory
-from pipelines import metrics
+from connectors.elasticsearch.dedupstore import MAPPINGS, ElasticsearchDedupStore, ElasticsearchDedupStoreFactory
 from pipelines.config import ElasticsearchConfig
 from tests.eslive import LIVE_URL, live_config
 from tests.faultserver import FaultProxy

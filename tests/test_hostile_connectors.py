@@ -12,9 +12,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 
+from connectors import metrics
 from connectors.rss import MAX_FEED_BYTES, FeedParseError, parse_feed, poll_feed
 from connectors.web import FetchError, HttpClient, _Decoder
-from pipelines import metrics
 from pipelines.config import FeedConfig, FetchConfig
 from tests.localserver import LocalServer, Route, gzip_bomb
 

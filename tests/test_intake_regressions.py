@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry
 
+from connectors import metrics
 from connectors.rss import parse_feed, poll_feed
 from connectors.web import FetchError, HttpClient, parse_retry_after
-from pipelines import metrics
 from pipelines.cli import main
 from pipelines.config import FeedConfig, FetchConfig
 from tests.localserver import LocalServer, Request, Route

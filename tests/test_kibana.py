@@ -256,7 +256,7 @@ KQL_TERM = re.compile(r'^(not\s+)?([\w@.]+):("?)([^"]*)\3$')
 
 
 def mapped_type(field: str) -> str | None:
-    from connectors.es_schema import MAPPINGS
+    from connectors.elasticsearch.schema import MAPPINGS
 
     node: dict[str, Any] = {"properties": MAPPINGS["properties"]}
     for part in field.split("."):

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry
 
+from connectors import metrics
 from connectors.localindex import LocalIndex
-from pipelines import metrics
 from pipelines.config import Config, FeedConfig, FetchConfig
 from pipelines.local import LocalDriver
 from tests.localserver import LocalServer, Route
@@ -113,16 +113,16 @@ def test_a_poisonous_entry_is_isolated_and_quarantined(
     tmp_path: Path, registry: CollectorRegistry, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # ExtractArticles tolerates extraction errors, so poison a later stage: the topic tagger
-    import transforms.topicsbeam
+    import pipelines.topicsbeam
 
-    real_tag = transforms.topicsbeam.tag_article
+    real_tag = pipelines.topicsbeam.tag_article
 
     def poisonous_tag(article, topics):  # type: ignore[no-untyped-def]
         if "Banjir" in article.title:
             raise RuntimeError("simulated bug in the tagger")
         return real_tag(article, topics)
 
-    monkeypatch.setattr(transforms.topicsbeam, "tag_article", poisonous_tag)
+    monkeypatch.setattr(pipelines.topicsbeam, "tag_article", poisonous_tag)
     with LocalServer() as server:
         site = NewsSite(server)
         site.publish("Putin dan Kim Jong Un teken perjanjian di Pyongyang", RUSIA_KORUT)

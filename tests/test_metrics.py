@@ -7,7 +7,7 @@ import urllib.request
 
 from prometheus_client import CollectorRegistry
 
-from pipelines import metrics
+from connectors import metrics
 
 
 def test_configured_series_exist_at_zero() -> None:

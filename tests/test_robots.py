@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry
 
+from connectors import metrics
 from connectors import robots as robots_mod
 from connectors.robots import RobotsCache, RobotsUnreachable, product_token
 from connectors.statestore import PendingItem
 from connectors.web import FetchError, HttpClient
-from pipelines import metrics
 from pipelines.config import FetchConfig, load_config
 from pipelines.process import fetch_page
 from tests.localserver import LocalServer, Route

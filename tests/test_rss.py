@@ -11,11 +11,10 @@ import pytest
 from apache_beam.testing.util import assert_that, equal_to
 from prometheus_client import CollectorRegistry
 
+from connectors import metrics
 from connectors.rss import (
     SEEN_LIMIT,
     FeedState,
-    PollDueFeedsFn,
-    ReadFromRss,
     apply_poll_interval,
     due,
     fix_mojibake,
@@ -23,8 +22,8 @@ from connectors.rss import (
     parse_feed,
     poll_feed,
 )
+from connectors.rssbeam import PollDueFeedsFn, ReadFromRss
 from connectors.web import HttpClient
-from pipelines import metrics
 from pipelines.config import FeedConfig, FetchConfig
 from tests.localserver import LocalServer, Request, Route
 

@@ -51,7 +51,7 @@ def test_non_streaming_runner_is_refused(tmp_path: Path) -> None:
 
 
 def test_distributed_runs_share_the_elasticsearch_dedup_store(tmp_path: Path) -> None:
-    from connectors.esdedupstore import ElasticsearchDedupStoreFactory
+    from connectors.elasticsearch.dedupstore import ElasticsearchDedupStoreFactory
     from pipelines.process import Resources
 
     shared = Resources.from_config(config(tmp_path), use_outbox=False).dedup_store_factory()

@@ -242,7 +242,7 @@ def test_tag_topics_beam_transform(tmp_path: Path) -> None:
     from apache_beam.testing.test_pipeline import TestPipeline
     from apache_beam.testing.util import assert_that, equal_to
 
-    from transforms.topics import TagTopics
+    from pipelines.topicsbeam import TagTopics
 
     (tmp_path / "kopi.yaml").write_text(MINIMAL.format(name="kopi", alias="kopi"), encoding="utf-8")
     now = datetime(2024, 6, 20, tzinfo=UTC)

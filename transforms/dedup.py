@@ -57,7 +57,7 @@ Cost
     the B-tree depth, not with the window: ``bench/dedup_bench.py`` measures it up to 100k.
 
 Beam
-    :class:`DedupArticles` (in ``transforms/dedupbeam.py``; ``transforms.dedup.DedupArticles``
+    :class:`DedupArticles` (in ``pipelines/dedupbeam.py``; ``transforms.dedup.DedupArticles``
     imports it on first use, so pure callers never import Beam) keys every article of a cycle
     to one key, sorts the group by ``first_seen`` and decides sequentially against a store
     opened in ``DoFn.setup`` from a picklable factory. One key is deliberate: a cycle is small (tens to a few hundred
@@ -79,7 +79,6 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
-from typing import Any
 
 import numpy as np
 from datasketch import MinHash
@@ -528,12 +527,3 @@ def decide_batch(
             on_duplicate(out.duplicate_kind)
         yield out
 
-
-def __getattr__(name: str) -> Any:
-    """``DedupArticles`` lives in ``transforms.dedupbeam`` and is imported on first use (PEP 562),
-    so ``newsmon dedup`` and other pure callers never pay for importing Beam."""
-    if name == "DedupArticles":
-        from transforms.dedupbeam import DedupArticles
-
-        return DedupArticles
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

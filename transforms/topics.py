@@ -33,14 +33,12 @@ import dataclasses
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from transforms.records import Article, MatchedTerm, TopicEvidence
 from transforms.textsegments import Segments, segment
 from transforms.topicrules import Link, Proximity, Role, Topic, TopicError, check_topics, load_topics, normalise
 
 __all__ = [
-    "TagTopics",  # noqa: F822 - provided lazily by __getattr__
     "Topic",
     "TopicError",
     "Verdict",
@@ -526,12 +524,3 @@ def tag_article(article: Article, topics: Sequence[Topic]) -> Article:
     evidence = evaluate(topics, title=article.title, text=article.text)
     return dataclasses.replace(article, topics=tuple(e.topic for e in evidence), topic_evidence=evidence)
 
-
-def __getattr__(name: str) -> Any:
-    """``TagTopics`` lives in ``transforms.topicsbeam`` and is imported on first use (PEP 562),
-    so the CLI and pure callers never pay for importing Beam."""
-    if name == "TagTopics":
-        from transforms.topicsbeam import TagTopics
-
-        return TagTopics
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -28,7 +28,7 @@ class _TagDoFn(beam.DoFn):  # type: ignore[misc]
         self._topics = load_topics(Path(self._user_dir) if self._user_dir else None)
 
     def process(self, article: Article) -> Iterator[Article]:
-        from pipelines import metrics
+        from connectors import metrics
 
         start = time.perf_counter()
         tagged = tag_article(article, self._topics)

@@ -1,6 +1,6 @@
 """The retrying bulk sink for Elasticsearch and OpenSearch (one implementation, two clients).
 
-``write`` plans one update action per target id (:mod:`connectors.es_bulk`), sends them with
+``write`` plans one update action per target id (:mod:`connectors.elasticsearch.bulk`), sends them with
 the engine's bulk helper (chunked by count and bytes) and settles every answer:
 
 - an item 2xx is acknowledged; 429 / 5xx / 409 conflicts / missing answers are retried with
@@ -40,9 +40,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
 
+from connectors import metrics
 from connectors.deadletter import DeadLetterStore
-from connectors.es_bulk import MISSING, OK, RETRY, Action, Unit, backoff_delay, classify_item, plan_actions, units_for
-from connectors.es_client import (
+from connectors.elasticsearch.bulk import (
+    MISSING,
+    OK,
+    RETRY,
+    Action,
+    Unit,
+    backoff_delay,
+    classify_item,
+    plan_actions,
+    units_for,
+)
+from connectors.elasticsearch.client import (
     ClusterRefused,
     ClusterUnreachable,
     EngineApiError,
@@ -53,11 +64,10 @@ from connectors.es_client import (
     make_engine,
     redact,
 )
-from connectors.es_schema import index_pattern
-from connectors.es_search import hit_of, search_body
+from connectors.elasticsearch.schema import index_pattern
+from connectors.elasticsearch.search import hit_of, search_body
+from connectors.settings import ElasticsearchConfig
 from connectors.sink import SearchHit, WriteResult
-from pipelines import metrics
-from pipelines.config import ElasticsearchConfig
 from transforms.records import Article
 
 log = logging.getLogger(__name__)

@@ -19,7 +19,7 @@ from transforms.records import Article, utcnow
 
 
 def _count_duplicate(kind: str) -> None:
-    from pipelines import metrics
+    from connectors import metrics
 
     metrics.get().duplicates.labels(kind).inc()
 
@@ -40,7 +40,7 @@ class _DecideCycle(beam.DoFn):  # type: ignore[misc]
         assert self._store is not None
         now = utcnow()
         self._store.prune(older_than=now - timedelta(days=self._window_days))
-        from pipelines import metrics
+        from connectors import metrics
 
         stage = metrics.get().stage_seconds.labels("dedup")
         start = time.perf_counter()

@@ -1,14 +1,17 @@
 """The search-engine sink (Elasticsearch or OpenSearch): the public names, in one place.
 
-The implementation is split by concern:
+Callers import the names below from here; the implementation is split by concern:
 
-- :mod:`connectors.es_client`  client seam (elasticsearch / opensearch-py), secrets, errors
-- :mod:`connectors.es_schema`  index names, template, mapping, documents, the Painless merge script
-- :mod:`connectors.es_bulk`    pure bulk planning and the reading of item answers
-- :mod:`connectors.es_sink`    the retrying sink with dead letters (``ElasticsearchSink``)
-- :mod:`connectors.es_search`  the search query and snippets
-- :mod:`connectors.es_setup`   ``newsmon setup elasticsearch`` (template install, version check)
-- :mod:`connectors.es_beam`    ``WriteToElasticsearch`` (Beam; loaded on first use)
+- :mod:`connectors.elasticsearch.client`  client seam (elasticsearch / opensearch-py), secrets, errors
+- :mod:`connectors.elasticsearch.schema`  index names, template, mapping, documents, the Painless merge script
+- :mod:`connectors.elasticsearch.bulk`    pure bulk planning and the reading of item answers
+- :mod:`connectors.elasticsearch.sink`    the retrying sink with dead letters (``ElasticsearchSink``)
+- :mod:`connectors.elasticsearch.search`  the search query and snippets
+- :mod:`connectors.elasticsearch.setup`   ``newsmon setup elasticsearch`` (template install, version check)
+- :mod:`connectors.elasticsearch.dedupstore`  the dedup store shared by distributed workers
+
+The Beam write step, ``WriteToElasticsearch``, is assembled from the drivers' own write DoFn in
+:mod:`pipelines.eswrite`.
 
 Which engine: ``ElasticsearchConfig.engine`` (``elasticsearch.engine: opensearch`` in the
 config file, or ``NEWSMON_OPENSEARCH_URL``). Client version for Elasticsearch: the
@@ -18,9 +21,7 @@ default; for an 8.x cluster install ``elasticsearch>=8.13,<9``).
 
 from __future__ import annotations
 
-from typing import Any
-
-from connectors.es_bulk import (
+from connectors.elasticsearch.bulk import (
     MISSING,
     OK,
     REJECT,
@@ -32,7 +33,7 @@ from connectors.es_bulk import (
     plan_actions,
     units_for,
 )
-from connectors.es_client import (
+from connectors.elasticsearch.client import (
     ClusterRefused,
     ClusterUnreachable,
     EngineClient,
@@ -42,7 +43,7 @@ from connectors.es_client import (
     redact,
     secrets_of,
 )
-from connectors.es_schema import (
+from connectors.elasticsearch.schema import (
     MAPPINGS,
     MERGE_SCRIPT,
     TEMPLATE_VERSION,
@@ -52,9 +53,9 @@ from connectors.es_schema import (
     index_template,
     template_name,
 )
-from connectors.es_search import snippet
-from connectors.es_setup import SUPPORTED_MAJORS, setup_elasticsearch
-from connectors.es_sink import ElasticsearchSink, OpenSearchSink
+from connectors.elasticsearch.search import snippet
+from connectors.elasticsearch.setup import SUPPORTED_MAJORS, setup_elasticsearch
+from connectors.elasticsearch.sink import ElasticsearchSink, OpenSearchSink
 
 SINK_NAME = "elasticsearch"
 
@@ -66,10 +67,3 @@ __all__ = [
     "redact", "secrets_of", "setup_elasticsearch", "snippet", "template_name", "units_for",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    if name == "WriteToElasticsearch":  # Beam is imported only by those who ask for it
-        from connectors.es_beam import WriteToElasticsearch
-
-        return WriteToElasticsearch
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

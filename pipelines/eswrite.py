@@ -4,8 +4,8 @@ It is the drivers' own write step (``pipelines.process.WriteToSinkFn`` without t
 outbox), behind a ``Reshuffle`` so ids are fixed before a retried bundle writes again: one
 Beam write path for the local driver, the streaming driver and other Beam users.
 
-Imported on first use only (``connectors.elasticsearch.WriteToElasticsearch``), so the CLI,
-search and setup never import Beam.
+It lives with the drivers because it is built from their write DoFn; the connector below it
+(:mod:`connectors.elasticsearch`) stays free of Beam, so the CLI, search and setup never import it.
 """
 
 from __future__ import annotations
@@ -16,7 +16,9 @@ from typing import Any
 
 import apache_beam as beam
 
-from pipelines.config import Config, ElasticsearchConfig
+from connectors.settings import ElasticsearchConfig
+from pipelines.config import Config
+from pipelines.process import Resources, WriteToSinkFn
 
 
 class WriteToElasticsearch(beam.PTransform):  # type: ignore[misc]
@@ -42,8 +44,6 @@ class WriteToElasticsearch(beam.PTransform):  # type: ignore[misc]
         self._reshuffle = reshuffle
 
     def expand(self, pcoll: Any) -> Any:
-        from pipelines.process import Resources, WriteToSinkFn
-
         resources = Resources.from_config(
             Config(feeds=(), elasticsearch=self._config, store_dir=self._store_dir), use_outbox=False
         )

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from connectors.es_schema import MERGE_SCRIPT, article_document, index_for
+from connectors.elasticsearch.schema import MERGE_SCRIPT, article_document, index_for
 from transforms.records import Article, Syndication
 
 

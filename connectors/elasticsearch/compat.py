@@ -1,9 +1,9 @@
 """The few ``elasticsearch``-client calls the Elasticsearch dedup store makes, served by opensearch-py.
 
-``connectors/esdedupstore.py`` is written against the ``elasticsearch`` client's keyword API
+``connectors/elasticsearch/dedupstore.py`` is written against the ``elasticsearch`` client's keyword API
 (``options(ignore_status=...)``, ``index(document=...)``, ``search(query=..., aggs=...)``, responses
 with ``.body`` and ``.meta.status``, ``ApiError``/``TransportError`` exceptions). When the
-configured engine is OpenSearch, :func:`connectors.es_client.make_client` returns
+configured engine is OpenSearch, :func:`connectors.elasticsearch.client.make_client` returns
 :class:`OpenSearchAsElasticsearch` instead, which makes the same calls with the official
 ``opensearch-py`` client and answers in the same shapes, so the dedup store works on both
 engines unchanged. Only the calls that store uses are here; anything else raises

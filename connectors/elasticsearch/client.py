@@ -23,8 +23,8 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from connectors.settings import ElasticsearchConfig
 from connectors.sink import SinkError, SinkUnavailable
-from pipelines.config import ElasticsearchConfig
 
 ENGINES = ("elasticsearch", "opensearch")
 
@@ -144,12 +144,12 @@ def make_client(config: ElasticsearchConfig, *, request_timeout: float = 30.0, m
     unless disabled). User-info in a URL becomes basic auth so it never appears in log lines.
 
     For ``engine: opensearch`` this is an opensearch-py client behind the same call shapes
-    (:mod:`connectors.es_compat`), for code written against the elasticsearch client such as
+    (:mod:`connectors.elasticsearch.compat`), for code written against the elasticsearch client such as
     the Elasticsearch dedup store."""
     from elasticsearch import Elasticsearch
 
     if config.engine == "opensearch":
-        from connectors.es_compat import OpenSearchAsElasticsearch
+        from connectors.elasticsearch.compat import OpenSearchAsElasticsearch
 
         engine = make_engine(config, request_timeout=request_timeout, max_retries=max_retries)
         assert isinstance(engine, OpenSearchEngine)

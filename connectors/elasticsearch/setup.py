@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from connectors.es_client import (
+from connectors.elasticsearch.client import (
     ClusterRefused,
     ClusterUnreachable,
     EngineApiError,
@@ -21,8 +21,8 @@ from connectors.es_client import (
     make_engine,
     redact,
 )
-from connectors.es_schema import index_template, template_name
-from pipelines.config import ElasticsearchConfig
+from connectors.elasticsearch.schema import index_template, template_name
+from connectors.settings import ElasticsearchConfig
 
 SUPPORTED_MAJORS = {"elasticsearch": (8, 9), "opensearch": (2, 3)}
 

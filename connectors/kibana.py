@@ -367,7 +367,9 @@ def import_saved_objects(
     config: ElasticsearchConfig, files: Sequence[Path], *, overwrite: bool = True
 ) -> ImportReport:
     """Import each NDJSON file; one combined report."""
-    success, errors, names, ok = 0, [], [], True
+    success, ok = 0, True
+    errors: list[Any] = []
+    names: list[str] = []
     for path in files:
         rep = import_ndjson(config, Path(path).read_bytes(), filename=Path(path).name, overwrite=overwrite)
         success += rep.success_count

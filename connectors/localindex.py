@@ -171,7 +171,7 @@ class LocalIndex:
                 "INSERT INTO articles(id, doc, published, source, duplicate_of) VALUES (?, ?, ?, ?, ?)",
                 (article.id, json.dumps(article.to_dict()), _sort_time(article), article.source, article.duplicate_of),
             )
-            rid = cur.lastrowid
+            rid = int(cur.lastrowid or 0)
         self._conn.execute(
             "INSERT INTO articles_fts(rowid, title, text) VALUES (?, ?, ?)", (rid, article.title, article.text)
         )

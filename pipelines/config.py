@@ -175,7 +175,7 @@ def parse_config(raw: Any, *, source: str, base: Config | None = None) -> Config
 
 def _parse_alerts(source: str, raw: Any, current: AlertsConfig) -> AlertsConfig:
     alerts = dict(raw or {}) if isinstance(raw, Mapping) or raw is None else raw
-    if isinstance(alerts, Mapping) and isinstance(alerts.get("urls"), str):
+    if isinstance(alerts, dict) and isinstance(alerts.get("urls"), str):
         alerts["urls"] = [alerts["urls"]]
     parsed = _parse_section(source, "alerts", alerts, current)
     for i, url in enumerate(parsed.urls):

@@ -74,7 +74,7 @@ def _records(stream: IO[str] | IO[bytes], errors: IO[str]) -> Iterator[tuple[int
                 yield number, None
                 continue
         else:
-            line = raw
+            line = str(raw)
         if not line.strip():
             continue
         try:

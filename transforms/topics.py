@@ -226,9 +226,9 @@ def _role_holds(
                 if len(words) <= 5 and any(w in role.pronouns for w in words):
                     return previous, verb
         if g in verbs_before:
-            after = [a for a in actors if a.start >= verb.end and a.start - verb.end <= role.reach]
-            if after:
-                actor = after[0]
+            following = [a for a in actors if a.start >= verb.end and a.start - verb.end <= role.reach]
+            if following:
+                actor = following[0]
                 if topic.patterns[actor.pattern].group in subject and not _blocked(seg, actor, blockers, actors):
                     return actor, verb
     return None

@@ -393,6 +393,12 @@ def test_newsmon_search_against_the_real_engine(
     assert "Banjir melanda Jakarta" in capsys.readouterr().out
     assert main(["search", "putin", "--all", "--json"]) == 0
     assert len(capsys.readouterr().out.splitlines()) == 2
+    sink.write([art(3, dup_of=orig)])  # the merge script records the copy on its original
+    sink.refresh()
+    assert main(["search", "kunjungan putin", "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out.splitlines()[0])
+    assert [c["id"] for c in shown["also_published_at"]] == [art(3, dup_of=orig).id]
+    assert "story_id" in shown and "duplicate_kind" in shown
     sink.close()
 
 
@@ -707,6 +713,8 @@ def test_search_syntax_on_the_real_engine(es_config: ElasticsearchConfig, tmp_pa
     assert ids('"sama kerja militer"') == set()
     assert ids("kunjung*") == {a.id, b.id}  # Kunjungan, berkunjung (stemmed to kunjung)
     assert ids("rusia -militer") == {b.id}
+    assert ids("pyongyang OR seoul") == {a.id, b.id}  # the embedded index's OR, in the engine's terms
+    assert ids('"kerja sama militer" OR seoul') == {a.id, b.id}
     sink.close()
 
 

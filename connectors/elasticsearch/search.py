@@ -17,6 +17,18 @@ from connectors.sink import SearchHit
 _WORD = re.compile(r"\w+", re.UNICODE)
 
 
+_OR = re.compile(r'("[^"]*")|\s+OR\s+')
+
+
+def engine_query(query: str) -> str:
+    """newsmon's query syntax in the engine's ``simple_query_string`` terms.
+
+    The two agree on phrases, ``prefix*`` and ``-exclusion``; newsmon's upper-case ``OR``
+    (also understood by the embedded index) is the engine's ``|``. Quoted phrases are kept.
+    """
+    return _OR.sub(lambda m: m.group(1) or " | ", query)
+
+
 def search_body(query: str, *, limit: int, include_duplicates: bool) -> dict[str, Any]:
     """The request body of one search (the same for both engines)."""
     q: dict[str, Any] = {
@@ -24,7 +36,7 @@ def search_body(query: str, *, limit: int, include_duplicates: bool) -> dict[str
             "must": [
                 {
                     "simple_query_string": {
-                        "query": query,
+                        "query": engine_query(query),
                         "fields": ["title^3", "title.std^2", "text", "text.std"],
                         "default_operator": "and",
                     }
@@ -65,4 +77,7 @@ def hit_of(h: Mapping[str, Any], query: str) -> SearchHit:
         score=round(float(score), 3) if score is not None else 0.0,
         topics=tuple(d.get("topics") or ()),
         duplicate_of=d.get("duplicate_of"),
+        duplicate_kind=d.get("duplicate_kind"),
+        story_id=d.get("story_id"),
+        also_published_at=tuple(d.get("also_published_at") or ()),
     )

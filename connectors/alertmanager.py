@@ -48,6 +48,7 @@ from typing import Any
 
 from connectors import metrics
 from connectors.settings import AlertsConfig
+from connectors.sqlite import Transaction, connect
 from transforms.records import Article, dt_to_str, to_utc, utcnow
 
 log = logging.getLogger(__name__)
@@ -184,11 +185,8 @@ class AlertStore:
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(self.path), timeout=30, isolation_level=None, check_same_thread=False)
+        self._db = connect(self.path)
         self._lock = threading.Lock()
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
 
     @classmethod
@@ -200,15 +198,8 @@ class AlertStore:
             self._db.close()
 
     def _tx(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                out = fn(self._db)
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
-            return out
+        with Transaction(self._db, self._lock) as db:
+            return fn(db)
 
     # -- deciding ----------------------------------------------------------------------------
     def offer(

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from connectors.sink import WriteResult
+from connectors.sqlite import StoreError, connect
 from transforms.records import Article, dt_to_str, utcnow
 
 PENDING = "pending"
@@ -109,14 +110,9 @@ class DeadLetterStore:
         self.directory = Path(directory)
         self._lock = threading.Lock()
         try:
-            self.directory.mkdir(parents=True, exist_ok=True)
-            self._conn = sqlite3.connect(
-                self.directory / self.FILENAME, check_same_thread=False, isolation_level=None, timeout=30
-            )
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA synchronous=NORMAL")
+            self._conn = connect(self.directory / self.FILENAME)
             self._conn.executescript(_SCHEMA)
-        except (OSError, sqlite3.Error) as exc:
+        except (StoreError, OSError, sqlite3.Error) as exc:
             raise DeadLetterError(f"cannot open dead-letter store in {self.directory}: {exc}") from exc
 
     def add(self, sink: str, article: Article, reason: str) -> bool:

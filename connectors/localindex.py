@@ -25,7 +25,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from connectors.sink import SearchHit, SinkUnavailable, WriteResult
-from connectors.statestore import StoreError, connect
+from connectors.sqlite import StoreError, Transaction, connect
 from transforms.records import Article, Syndication, dt_to_str
 
 SCHEMA = """
@@ -136,19 +136,13 @@ class LocalIndex:
     def write(self, articles: Sequence[Article]) -> WriteResult:
         acked: list[str] = []
         try:
-            with self._lock:
-                self._conn.execute("BEGIN IMMEDIATE")
-                try:
-                    for article in articles:
-                        self._upsert(article)
-                        acked.append(article.id)
-                    for article in articles:
-                        if article.duplicate_of:
-                            self._add_syndication(article)
-                    self._conn.execute("COMMIT")
-                except BaseException:
-                    self._conn.execute("ROLLBACK")
-                    raise
+            with Transaction(self._conn, self._lock):
+                for article in articles:
+                    self._upsert(article)
+                    acked.append(article.id)
+                for article in articles:
+                    if article.duplicate_of:
+                        self._add_syndication(article)
         except sqlite3.Error as exc:
             raise SinkUnavailable(f"local index write failed: {exc}") from exc
         return WriteResult(acknowledged=tuple(acked))

@@ -23,7 +23,6 @@ may open the file concurrently.
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import threading
 import time
@@ -32,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from connectors.sqlite import StoreError, Transaction, connect, os_reason, path_problem
 from transforms.records import Article, FeedEntry
 
 SCHEMA = """
@@ -95,78 +95,6 @@ class PendingItem:
         )
 
 
-class StoreError(Exception):
-    """A store cannot be used: missing (for a read-only command), a file, not writable, or locked.
-
-    The message is one line meant for the user; ``newsmon`` prints it and exits non-zero.
-    """
-
-
-def os_reason(exc: BaseException) -> str:
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror.lower()
-    return str(exc)
-
-
-def path_problem(directory: Path) -> str | None:
-    """Why ``directory`` cannot hold a store (None if nothing obvious is wrong)."""
-    for parent in (directory, *directory.parents):
-        if parent.exists():
-            if not parent.is_dir():
-                return f"{parent} is a file, not a directory"
-            if not os.access(parent, os.W_OK | os.X_OK):
-                return f"{parent} is not writable"
-            return None
-    return None
-
-
-def ensure_store_dir(directory: Path | str, *, create: bool = True) -> Path:
-    """Check (and with ``create``, make) a store directory; raise :class:`StoreError` if unusable.
-
-    Read-only commands pass ``create=False``: a missing store is an error ("no store at X"),
-    never silently created.
-    """
-    d = Path(directory)
-    if d.is_dir():
-        if create and not os.access(d, os.W_OK | os.X_OK):
-            raise StoreError(f"store {d} is not writable")
-        return d
-    if d.exists():
-        raise StoreError(f"store path {d} is a file, not a directory")
-    if not create:
-        raise StoreError(f"no store at {d}")
-    try:
-        d.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise StoreError(f"cannot create store {d}: {path_problem(d) or os_reason(exc)}") from exc
-    return d
-
-
-def connect(path: Path, *, create: bool = True) -> sqlite3.Connection:
-    """Open one of the store's SQLite files (WAL); :class:`StoreError` with a clear reason if it cannot.
-
-    With ``create=False`` a missing file is an error instead of a new, empty database.
-    """
-    path = Path(path)
-    if not create and not path.is_file():
-        raise StoreError(f"no store at {path.parent}" if not path.parent.is_dir() else f"no {path.name} in {path.parent}")
-    if create:
-        ensure_store_dir(path.parent)
-    try:
-        conn = sqlite3.connect(str(path), timeout=30.0, isolation_level=None, check_same_thread=False)
-        try:
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")  # durable against process crashes (kill -9)
-            conn.execute("PRAGMA busy_timeout=30000")
-        except sqlite3.Error:
-            conn.close()
-            raise
-    except sqlite3.Error as exc:
-        problem = path_problem(path.parent) or ("a directory" if path.is_dir() else None)
-        raise StoreError(f"cannot open {path}: {problem or os_reason(exc)}") from exc
-    return conn
-
-
 class StateStore:
     """Feed state, pending entries and the outbox in one SQLite file."""
 
@@ -181,8 +109,8 @@ class StateStore:
             raise StoreError(f"cannot use {self.path}: {path_problem(self.path.parent) or os_reason(exc)}") from exc
 
     # -- transactions -------------------------------------------------------------------
-    def _tx(self) -> _Tx:
-        return _Tx(self._conn, self._lock)
+    def _tx(self) -> Transaction:
+        return Transaction(self._conn, self._lock)
 
     # -- feeds (implements connectors.rss.FeedStateStore) ---------------------------------
     def load_feed_state(self, feed_id: str) -> Any:
@@ -335,22 +263,3 @@ class StateStore:
     def close(self) -> None:
         with self._lock:
             self._conn.close()
-
-
-class _Tx:
-    """``BEGIN IMMEDIATE`` ... ``COMMIT`` (or ``ROLLBACK`` on error), serialised in-process."""
-
-    def __init__(self, conn: sqlite3.Connection, lock: threading.RLock) -> None:
-        self._conn = conn
-        self._lock = lock
-
-    def __enter__(self) -> sqlite3.Connection:
-        self._lock.acquire()
-        self._conn.execute("BEGIN IMMEDIATE")
-        return self._conn
-
-    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        try:
-            self._conn.execute("ROLLBACK" if exc_type else "COMMIT")
-        finally:
-            self._lock.release()

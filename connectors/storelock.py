@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
-from connectors.statestore import StoreError, ensure_store_dir, os_reason, path_problem
+from connectors.sqlite import StoreError, ensure_store_dir, os_reason, path_problem
 
 
 class StoreLocked(StoreError):

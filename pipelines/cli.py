@@ -139,7 +139,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from connectors.deadletter import DeadLetterError
     from connectors.dedupstore import DedupStoreError
     from connectors.metrics import MetricsServeError
-    from connectors.statestore import StoreError
+    from connectors.sqlite import StoreError
 
     return (StoreError, MetricsServeError, DeadLetterError, DedupStoreError)
 

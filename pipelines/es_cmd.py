@@ -100,7 +100,7 @@ def setup_kibana_cmd(args: argparse.Namespace) -> int:
 
 def deadletter_list_cmd(args: argparse.Namespace) -> int:
     from connectors.deadletter import DeadLetterStore
-    from connectors.statestore import ensure_store_dir
+    from connectors.sqlite import ensure_store_dir
 
     cfg = _config(args)
     directory = _store_dir(args, cfg)

@@ -35,7 +35,7 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 def _search(cfg: Config, args: argparse.Namespace, query: str, stack: contextlib.ExitStack) -> int:
     from connectors.localindex import INDEX_FILE, LocalIndex
-    from connectors.statestore import ensure_store_dir
+    from connectors.sqlite import ensure_store_dir
     from pipelines.process import open_sink
 
     if cfg.elasticsearch.enabled:
@@ -95,7 +95,8 @@ def format_hit(rank: int, hit: Any) -> list[str]:
 
 # -- status ------------------------------------------------------------------------------------
 def cmd_status(args: argparse.Namespace) -> int:
-    from connectors.statestore import StateStore, ensure_store_dir
+    from connectors.sqlite import ensure_store_dir
+    from connectors.statestore import StateStore
     from connectors.storelock import store_owner
 
     cfg = config_from_args(args)

@@ -110,7 +110,7 @@ def test_commit_poll_is_atomic_under_kill_9(tmp_path: Path) -> None:
 
 # -- opening and locking (issue 13 items 8, 13, 14) -------------------------------------------------
 def test_connect_without_create_never_makes_a_store(tmp_path: Path) -> None:
-    from connectors.statestore import StoreError, connect, ensure_store_dir
+    from connectors.sqlite import StoreError, connect, ensure_store_dir
 
     typo = tmp_path / "typo"
     with pytest.raises(StoreError, match=f"no store at {typo}"):

@@ -57,6 +57,7 @@ import feedparser
 from connectors import metrics as metrics_mod
 from connectors.settings import FeedConfig
 from connectors.web import FetchError, HttpClient, redact
+from transforms.dates import parse_date
 from transforms.records import FeedEntry
 
 log = logging.getLogger(__name__)
@@ -254,10 +255,6 @@ def _entry_date(entry: Mapping[str, Any], fetched_at: datetime) -> tuple[datetim
 
 
 def _fallback_date(raw: str, fetched_at: datetime) -> datetime | None:
-    try:
-        from transforms.dates import parse_date
-    except ImportError:
-        return None
     try:
         parsed = parse_date(raw, now=fetched_at)
     except Exception:

@@ -53,12 +53,8 @@ def setup_elasticsearch_cmd(args: argparse.Namespace) -> int:
 
 
 def _topic_names(cfg: Config) -> list[str]:
-    from connectors.kibana import DEFAULT_TOPICS
+    from transforms.topics import load_topics
 
-    try:
-        from transforms.topics import load_topics
-    except ImportError:  # topics module absent: the shipped names
-        return list(DEFAULT_TOPICS)
     return [t.name for t in load_topics(cfg.topics_dir)]
 
 

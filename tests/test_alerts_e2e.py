@@ -23,7 +23,7 @@ import pytest
 from prometheus_client import CollectorRegistry, start_http_server
 
 from connectors.metrics import Metrics
-from tests.promstack import REPO, Notification, PromStack, free_port, http_get, require_binaries
+from tests.promstack import Notification, PromStack, free_port, http_get, require_binaries
 
 ALERT_TIMEOUT = 90.0
 QUIET_GRACE = 4.0  # seconds (several 1 s evaluations + group_wait) that must stay silent
@@ -118,8 +118,6 @@ def test_stub_exporter_alerts_per_topic(tmp_path: Path) -> None:
 @pytest.mark.e2e
 @pytest.mark.slow
 def test_pipeline_publication_to_alert(tmp_path: Path) -> None:
-    if not (REPO / "pipelines" / "run_cmd.py").exists():
-        pytest.skip("pipelines/run_cmd.py (newsmon run) not there yet")
     require_binaries("prometheus", "alertmanager")
     from tests.e2e import start_run, stop
     from tests.localserver import LocalServer

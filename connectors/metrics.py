@@ -256,8 +256,9 @@ def serve_worker_metrics(env: dict[str, str] | None = None) -> tuple[str, int] |
         return None
 
 
-def set_default(metrics: Metrics) -> None:
-    """Replace the process-wide metrics (tests use a fresh registry)."""
+def set_default(metrics: Metrics | None) -> Metrics | None:
+    """Replace the process-wide metrics (tests use a fresh registry); returns the previous ones."""
     global _default
     with _lock:
-        _default = metrics
+        previous, _default = _default, metrics
+        return previous

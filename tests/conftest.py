@@ -1,5 +1,8 @@
 """Fixtures shared by the whole suite.
 
+`registry`: a fresh Prometheus registry installed as newsmon's process-wide metrics for one
+test; whatever a test installs, the metrics in place before it are restored after it.
+
 `opensearch_url` (session): the base URL of one real OpenSearch 2.19 node started for the test
 session (see tests/opensearchnode.py). Tests that use it should create their own index names
 (or prefixes) so they do not see each other's documents. `opensearch_node` gives the node object
@@ -15,8 +18,26 @@ import os
 from collections.abc import Iterator
 
 import pytest
+from prometheus_client import CollectorRegistry
 
+from connectors import metrics
 from tests.opensearchnode import NodeUnavailable, OpenSearchNode
+
+
+@pytest.fixture(autouse=True)
+def _metrics_restored() -> Iterator[None]:
+    """Tests may install their own metrics (``metrics.set_default``); the next test never sees them."""
+    previous = metrics.get()  # the process-wide default (created once, on the global registry)
+    yield
+    metrics.set_default(previous)
+
+
+@pytest.fixture
+def registry() -> CollectorRegistry:
+    """A fresh registry as the process-wide metrics for this test (restored by ``_metrics_restored``)."""
+    reg = CollectorRegistry()
+    metrics.set_default(metrics.Metrics(reg))
+    return reg
 
 
 @pytest.fixture(scope="session")

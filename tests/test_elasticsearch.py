@@ -25,7 +25,6 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
-from connectors import metrics
 from connectors.deadletter import PENDING, REPLAYED, DeadLetterStore
 from connectors.elasticsearch import (
     ClusterRefused,
@@ -78,12 +77,6 @@ def shim(opensearch_url: str) -> Iterator[FaultProxy]:
     with FaultProxy(opensearch_url, elasticsearch=True) as proxy:
         yield proxy
 
-
-@pytest.fixture
-def registry() -> CollectorRegistry:
-    reg = CollectorRegistry()
-    metrics.set_default(metrics.Metrics(reg))
-    return reg
 
 
 @pytest.fixture

@@ -22,7 +22,6 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry
 
-from connectors import metrics
 from connectors.dedupstore import DedupRecord, DedupStoreError, SqliteDedupStore
 from connectors.elasticsearch import make_client
 from connectors.elasticsearch.dedupstore import MAPPINGS, ElasticsearchDedupStore, ElasticsearchDedupStoreFactory
@@ -87,10 +86,8 @@ def store(es_config: ElasticsearchConfig) -> Iterator[ElasticsearchDedupStore]:
 
 
 @pytest.fixture(autouse=True)
-def registry() -> CollectorRegistry:
-    reg = CollectorRegistry()
-    metrics.set_default(metrics.Metrics(reg))
-    return reg
+def _fresh_metrics(registry: CollectorRegistry) -> None:
+    """Every test here counts on a fresh registry (the shared `registry` fixture)."""
 
 
 def rec(

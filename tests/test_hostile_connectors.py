@@ -12,7 +12,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 
-from connectors import metrics
 from connectors.rss import MAX_FEED_BYTES, FeedParseError, parse_feed, poll_feed
 from connectors.web import FetchError, HttpClient, _Decoder
 from pipelines.config import FeedConfig, FetchConfig
@@ -40,10 +39,8 @@ def server():
 
 
 @pytest.fixture(autouse=True)
-def registry() -> CollectorRegistry:
-    reg = CollectorRegistry()
-    metrics.set_default(metrics.Metrics(reg))
-    return reg
+def _fresh_metrics(registry: CollectorRegistry) -> None:
+    """Every test here counts on a fresh registry (the shared `registry` fixture)."""
 
 
 def client(**kw: object) -> HttpClient:

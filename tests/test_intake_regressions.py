@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry
 
-from connectors import metrics
 from connectors.rss import parse_feed, poll_feed
 from connectors.web import FetchError, HttpClient, parse_retry_after
 from pipelines.cli import main
@@ -30,10 +29,8 @@ NOW = FETCHED.timestamp()
 
 
 @pytest.fixture(autouse=True)
-def registry() -> CollectorRegistry:
-    reg = CollectorRegistry()
-    metrics.set_default(metrics.Metrics(reg))
-    return reg
+def _fresh_metrics(registry: CollectorRegistry) -> None:
+    """Every test here counts on a fresh registry (the shared `registry` fixture)."""
 
 
 def sample(reg: CollectorRegistry, name: str, **labels: str) -> float:

@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry
 
-from connectors import metrics
 from connectors.localindex import LocalIndex
 from pipelines.config import Config, FeedConfig, FetchConfig
 from pipelines.local import LocalDriver
@@ -28,12 +27,6 @@ BANJIR = [
     "Warga berharap pemerintah segera memperbaiki tanggul Sungai Citarum yang jebol di beberapa titik.",
 ]
 
-
-@pytest.fixture()
-def registry() -> CollectorRegistry:
-    reg = CollectorRegistry()
-    metrics.set_default(metrics.Metrics(reg))
-    return reg
 
 
 def make_driver(tmp_path: Path, feed_url: str, **fetch: object) -> LocalDriver:

@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry
 
-from connectors import metrics
 from connectors import robots as robots_mod
 from connectors.robots import RobotsCache, RobotsUnreachable, product_token
 from connectors.statestore import PendingItem
@@ -33,10 +32,8 @@ PAGE = Route(body=b"<html><body><p>ok</p></body></html>", headers={"Content-Type
 
 
 @pytest.fixture(autouse=True)
-def registry() -> CollectorRegistry:
-    reg = CollectorRegistry()
-    metrics.set_default(metrics.Metrics(reg))
-    return reg
+def _fresh_metrics(registry: CollectorRegistry) -> None:
+    """Every test here counts on a fresh registry (the shared `registry` fixture)."""
 
 
 def robots_count(reg: CollectorRegistry, outcome: str) -> float:

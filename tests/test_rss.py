@@ -11,7 +11,6 @@ import pytest
 from apache_beam.testing.util import assert_that, equal_to
 from prometheus_client import CollectorRegistry
 
-from connectors import metrics
 from connectors.rss import (
     SEEN_LIMIT,
     FeedState,
@@ -54,12 +53,6 @@ def rss(items: list[tuple[str, str]], *, ttl: int | None = None, title: str = "K
     parts.append("</channel></rss>")
     return "".join(parts).encode("utf-8")
 
-
-@pytest.fixture
-def registry() -> CollectorRegistry:
-    reg = CollectorRegistry()
-    metrics.set_default(metrics.Metrics(reg))
-    return reg
 
 
 @pytest.fixture

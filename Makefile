@@ -22,7 +22,7 @@ run: $(STAMP)
 test: $(STAMP)
 	bash .ci/install-prometheus.sh
 	bash .ci/opensearch.sh
-	$(VENV)/bin/ruff check pipelines connectors transforms tests bench
+	$(MAKE) --no-print-directory lint
 	NEWSMON_REQUIRE_OPENSEARCH=1 $(VENV)/bin/python -m pytest -ra $(ARGS)
 
 # The same contract tests against a real cluster: NEWSMON_TEST_ES_URL=https://... make test-live
@@ -31,3 +31,4 @@ test-live: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check pipelines connectors transforms tests bench
+	$(VENV)/bin/mypy

@@ -234,7 +234,8 @@ def _entry_link(entry: Mapping[str, Any], base: str) -> str | None:
 
 def _struct_to_dt(value: Any) -> datetime | None:
     try:
-        return datetime(*value[:6], tzinfo=UTC)
+        year, month, day, hour, minute, second = value[:6]
+        return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
     except (TypeError, ValueError, OverflowError):
         return None
 
@@ -485,7 +486,7 @@ def poll_feed(
         return _failed(feed, state, now, started, "connection_error", f"unexpected {type(exc).__name__}: {exc}",
                        one_shot=one_shot)
 
-    validators = {
+    validators: dict[str, Any] = {
         "etag": response.headers.get("etag") or state.etag,
         "last_modified": response.headers.get("last-modified") or state.last_modified,
     }
@@ -549,7 +550,7 @@ def _count_rejections(feed: FeedConfig, rejected: Sequence[tuple[str, str, str]]
 
 def _quiet(
     feed: FeedConfig, state: FeedState, now: float, started: float, outcome: str,
-    conditional: bool | None, validators: Mapping[str, str | None], request_seconds: float | None = None,
+    conditional: bool | None, validators: Mapping[str, Any], request_seconds: float | None = None,
 ) -> PollResult:
     interval = next_interval(state, new_items=0, feed=feed, ttl=None, retry_after=None, failed=False)
     new_state = dataclasses.replace(

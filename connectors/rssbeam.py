@@ -66,7 +66,7 @@ class PollDueFeedsFn(beam.DoFn):
             close()
 
 
-class ReadFromRss(beam.PTransform):  # type: ignore[misc]
+class ReadFromRss(beam.PTransform):
     """Streaming source: ``PeriodicImpulse`` every ``tick_seconds`` -> poll due feeds -> FeedEntry."""
 
     def __init__(

@@ -30,7 +30,7 @@ from transforms.records import Article, article_id, str_to_dt, utcnow
 from transforms.urls import UrlError, canonical_url
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: Any) -> None:
     p = subparsers.add_parser("dedup", help="mark duplicates and stories in JSONL articles")
     p.add_argument("file", nargs="?", help="JSONL (or .jsonl.gz) file; stdin when absent or '-'")
     p.add_argument("--window-days", type=float, default=7.0, help="dedup window (default 7)")

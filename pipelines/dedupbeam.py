@@ -24,7 +24,7 @@ def _count_duplicate(kind: str) -> None:
     metrics.get().duplicates.labels(kind).inc()
 
 
-class _DecideCycle(beam.DoFn):  # type: ignore[misc]
+class _DecideCycle(beam.DoFn):
     """Decides one cycle's group against a store opened in ``setup`` (nothing big is pickled)."""
 
     def __init__(self, store_factory: Callable[[], DedupStore], window_days: float, story_window_days: float):
@@ -62,7 +62,7 @@ class _DecideCycle(beam.DoFn):  # type: ignore[misc]
             self._store = None
 
 
-class DedupArticles(beam.PTransform):  # type: ignore[misc]
+class DedupArticles(beam.PTransform):
     """PCollection[Article] -> PCollection[Article] with dedup and story fields set.
 
     Everything in the cycle goes to one key: a cycle is small and decisions against the

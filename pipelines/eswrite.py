@@ -21,7 +21,7 @@ from pipelines.config import Config
 from pipelines.process import Resources, WriteToSinkFn
 
 
-class WriteToElasticsearch(beam.PTransform):  # type: ignore[misc]
+class WriteToElasticsearch(beam.PTransform):
     """``PCollection[Article]`` -> ``PCollection[str]`` of acknowledged (or dead-lettered) ids.
 
     Rejected documents go to the dead-letter store in ``<store_dir>/deadletter``; documents

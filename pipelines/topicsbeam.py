@@ -19,7 +19,7 @@ from transforms.topicrules import Topic, load_topics
 from transforms.topics import tag_article
 
 
-class _TagDoFn(beam.DoFn):  # type: ignore[misc]
+class _TagDoFn(beam.DoFn):
     def __init__(self, user_dir: str | None) -> None:
         self._user_dir = user_dir
         self._topics: tuple[Topic, ...] = ()
@@ -36,7 +36,7 @@ class _TagDoFn(beam.DoFn):  # type: ignore[misc]
         yield tagged
 
 
-class TagTopics(beam.PTransform):  # type: ignore[misc]
+class TagTopics(beam.PTransform):
     """``PCollection[Article] -> PCollection[Article]`` with ``topics`` and ``topic_evidence`` set."""
 
     def __init__(self, user_dir: str | Path | None = None) -> None:

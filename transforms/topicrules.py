@@ -242,12 +242,12 @@ class _LineLoader(yaml.SafeLoader):
     """A safe loader that remembers the line of every mapping key and sequence item."""
 
 
-class _LineDict(dict):  # type: ignore[type-arg]
+class _LineDict(dict):
     line: int = 0
     key_lines: dict[Any, int]
 
 
-class _LineList(list):  # type: ignore[type-arg]
+class _LineList(list):
     line: int = 0
     item_lines: list[int]
 

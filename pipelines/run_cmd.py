@@ -87,7 +87,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 2
     from pipelines.local import LocalDriver
 
-    driver = LocalDriver(cfg)
+    driver = LocalDriver(cfg, workers=extract_workers(args))
     start_metrics(cfg, sink="elasticsearch" if cfg.elasticsearch.enabled else "localindex")
     install_stop_handlers(driver.stop_event)
     print(
@@ -148,7 +148,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     if args.url and not args.feed:
         cfg = cfg.replace(feeds=())
-    driver = LocalDriver(cfg)
+    driver = LocalDriver(cfg, workers=extract_workers(args))
     report = CycleReport()
     try:
         driver.poll(driver.feeds, report, wait=True)
@@ -168,7 +168,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
                 before = report.processed
                 driver.process_pending(report)
                 bar.update(report.processed - before)
-                if report.processed == before:
+                if report.processed == before and not driver.busy():
                     break
     finally:
         driver.close()
@@ -297,6 +297,23 @@ def _ago(now: float, then: float | None) -> str:
     return f"{secs // 3600}h"
 
 
+# -- extraction processes ----------------------------------------------------------------------
+def add_workers_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--workers", type=int, metavar="N",
+                   help="processes that extract pages (default: one per CPU core; 1 = in the main process)")
+
+
+def extract_workers(args: argparse.Namespace) -> int:
+    from pipelines.extractpool import default_workers
+
+    workers = getattr(args, "workers", None)
+    if workers is None:
+        return default_workers()
+    if workers < 1:
+        raise SystemExit(f"newsmon: --workers must be at least 1, got {workers}")
+    return workers
+
+
 # -- registration ------------------------------------------------------------------------------
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser("run", help="poll feeds and process articles until stopped")
@@ -308,6 +325,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--metrics-port", type=int, help="metrics port (default 9464; 0 disables)")
     p.add_argument("--runner", help="FnApiRunner (default, local driver) or PrismRunner|FlinkRunner|DataflowRunner; "
                    "other Beam options are passed through")
+    add_workers_option(p)
     p.set_defaults(func=cmd_run, accepts_extra=True, default_verbosity=1)
 
     p = subparsers.add_parser("backfill", help="process feeds and/or URLs once (batch), then exit")
@@ -316,6 +334,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--allow-host", action="append", default=[], metavar="HOST")
     p.add_argument("--topics-dir")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_workers_option(p)
     p.set_defaults(func=cmd_backfill)
 
     p = subparsers.add_parser("search", help="search stored articles")

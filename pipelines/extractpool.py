@@ -1,0 +1,121 @@
+"""Page extraction in worker processes, so trafilatura runs on every core.
+
+Extraction (trafilatura + htmldate, pure CPU under the GIL) is most of an article's cost. With
+``workers >= 2`` the process owns one :class:`~concurrent.futures.ProcessPoolExecutor` of that
+many processes, shared by every ``ExtractArticles`` instance (the local driver builds new DoFn
+instances for every batch; a pool per instance would start processes per batch). With
+``workers <= 1`` pages are extracted in the calling thread, as before.
+
+Workers come from a *forkserver* that has imported the extraction code once: a fresh worker
+is a cheap fork of it, and never a fork of the driver, whose threads (polls, fetches) may hold
+locks. Only pure work crosses the process boundary: the feed entry and the page go in, an
+:class:`~transforms.records.Article` comes back; metrics, logging of outcomes, dedup, topics
+and every write stay in the driver, so ordering, dedup decisions and exactly-once writes do
+not depend on the number of workers.
+
+A worker that dies (a page that crashes lxml, the OOM killer) breaks the pool: the pages in
+flight are built from their feed text (never lost) and the next call starts a new pool.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import threading
+import time
+from concurrent.futures import Future, ProcessPoolExecutor
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+_lock = threading.Lock()
+_pool: ProcessPoolExecutor | None = None
+_pool_size = 0
+
+
+def default_workers() -> int:
+    """One extraction process per core this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _init_worker(level: int) -> None:
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s[extract]: %(message)s")
+    from transforms import extract  # noqa: F401 - import once per worker, before the first page
+
+
+def get(workers: int) -> ProcessPoolExecutor | None:
+    """The process's extraction pool for ``workers`` processes, or ``None`` to extract inline."""
+    global _pool, _pool_size
+    if workers <= 1:
+        return None
+    with _lock:
+        if _pool is None or _pool_size != workers:
+            if _pool is not None:
+                _pool.shutdown(wait=False, cancel_futures=True)
+            ctx = multiprocessing.get_context("forkserver")
+            ctx.set_forkserver_preload(["transforms.extract", "pipelines.extractpool"])
+            _pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
+                                        initargs=(logging.getLogger().getEffectiveLevel(),))
+            _pool_size = workers
+        return _pool
+
+
+def warm_up(workers: int) -> None:
+    """Start the worker processes now (in the background), not when the first page arrives."""
+    pool = get(workers)
+    if pool is not None:
+        for _ in range(workers):
+            pool.submit(_noop)
+
+
+def _noop() -> None:
+    return None
+
+
+def discard(pool: ProcessPoolExecutor) -> None:
+    """Forget a broken pool; the next :func:`get` starts a new one."""
+    global _pool
+    with _lock:
+        if _pool is pool:
+            _pool = None
+    pool.shutdown(wait=False, cancel_futures=True)
+
+
+def shutdown() -> None:
+    global _pool
+    with _lock:
+        pool, _pool = _pool, None
+    if pool is not None:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def build(kwargs: dict[str, Any]) -> tuple[Any, float, str | None]:
+    """Run in a worker: ``build_article(**kwargs)`` -> (article, seconds, error or None).
+
+    A page that makes extraction raise is built from the feed's text, as inline extraction does.
+    """
+    from transforms.extract import build_article
+
+    start = time.perf_counter()
+    try:
+        article = build_article(**kwargs)
+        error = None
+    except Exception as exc:  # hostile page: never lose the entry
+        error = f"{type(exc).__name__}: {exc}"
+        article = build_article(**{**kwargs, "html": None})
+    return article, time.perf_counter() - start, error
+
+
+def submit(pool: ProcessPoolExecutor, kwargs: dict[str, Any]) -> Future[tuple[Any, float, str | None]]:
+    """``build(kwargs)`` in ``pool``; the future remembers its pool, so a caller that finds it
+    broken can :func:`discard` exactly that one."""
+    future = pool.submit(build, kwargs)
+    future._newsmon_pool = pool  # type: ignore[attr-defined]
+    return future
+
+
+__all__ = ["build", "default_workers", "discard", "get", "shutdown", "submit", "warm_up"]

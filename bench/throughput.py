@@ -90,8 +90,12 @@ def newsmon_backfill(feed_url: str, tmp: Path, n: int, *, workers: int, cpu: int
         sys.exit(f"newsmon backfill exited {out.returncode}:\n{out.stderr.decode()[-3000:]}")
     from connectors.localindex import LocalIndex
 
-    stored = LocalIndex.in_store(store).count()
+    index = LocalIndex.in_store(store)
+    stored = index.count()
     assert stored == n, f"newsmon stored {stored} of {n}"
+    from_page = sum(1 for aid in index.ids() if index.get(aid).extraction == "page")  # type: ignore[union-attr]
+    # a page extraction rejects falls back to the feed's text; many would mean a broken extractor
+    assert from_page >= 0.99 * n, f"newsmon extracted only {from_page} of {n} from their pages"
     return elapsed
 
 

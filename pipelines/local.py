@@ -38,7 +38,8 @@ import functools
 import logging
 import threading
 import time
-from collections.abc import Iterable, Sequence
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as futures_wait
 from dataclasses import dataclass, field
@@ -80,6 +81,22 @@ class CycleReport:
 
 _OPTIONS = PipelineOptions(["--runner=FnApiRunner"])  # parsing options costs ~30 ms: once per process
 
+# Batches handed to the in-process runner by reference. Putting the pages themselves into
+# ``beam.Create`` would pickle every page into the pipeline proto and bz2-compress it (Beam's
+# pickler does), then decompress and unpickle it again: ~1.5 s per 200 portal pages, more
+# than extracting them. The pipeline's only input is a token; ``_TakeBatch`` looks it up.
+_HANDOFF: dict[str, list[Page]] = {}
+
+
+class _TakeBatch(beam.DoFn):
+    """token -> the pages registered under it (the local driver's in-process runner only)."""
+
+    def process(self, token: str) -> Iterator[Page]:
+        pages = _HANDOFF.get(token)
+        if pages is None:
+            raise RuntimeError("pages of a local batch not found: run_bounded needs the in-process FnApiRunner")
+        yield from pages
+
 
 def run_bounded(pages: Sequence[Page], resources: Resources, state: StateStore) -> list[str]:
     """Run ProcessPages over fetched ``pages`` in one bounded pipeline on FnApiRunner.
@@ -90,9 +107,18 @@ def run_bounded(pages: Sequence[Page], resources: Resources, state: StateStore) 
     """
     if not pages:
         return []
-    with beam.Pipeline(runner=FnApiRunner(), options=_OPTIONS) as p:
-        # no reshuffle: it would encode every page once more for nothing on one process
-        _ = p | "Pages" >> beam.Create(list(pages), reshuffle=False) | "Process" >> ProcessPages(resources)
+    token = uuid.uuid4().hex
+    _HANDOFF[token] = list(pages)
+    try:
+        with beam.Pipeline(runner=FnApiRunner(), options=_OPTIONS) as p:
+            _ = (
+                p
+                | "Batch" >> beam.Create([token])
+                | "Pages" >> beam.ParDo(_TakeBatch())
+                | "Process" >> ProcessPages(resources)
+            )
+    finally:
+        del _HANDOFF[token]
     return [page[0].id for page in pages if not state.is_known(page[0].id)]
 
 

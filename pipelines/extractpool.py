@@ -42,9 +42,22 @@ def default_workers() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+_WARM_UP_PAGE = (
+    "<html><head><title>Uji - Kabar</title><meta property='article:published_time' content='2026-01-05T10:00:00'>"
+    "</head><body><article><h1>Uji</h1><p>" + "Pemerintah daerah meresmikan jembatan baru pada Senin pagi. " * 8
+    + "</p></article></body></html>"
+)
+
+
 def _init_worker(level: int) -> None:
+    """Load what the first page would otherwise load (trafilatura, htmldate's date tables, the
+    language model) while the driver is still polling feeds."""
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s[extract]: %(message)s")
-    from transforms import extract  # noqa: F401 - import once per worker, before the first page
+    from transforms.extract import extract_page
+    from transforms.language import detect_language
+
+    extract_page(_WARM_UP_PAGE, url="http://warm-up.invalid/")
+    detect_language("Pemerintah daerah meresmikan jembatan baru.")
 
 
 def get(workers: int) -> ProcessPoolExecutor | None:

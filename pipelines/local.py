@@ -205,6 +205,24 @@ class Prefetcher:
         return [page for _, page in batch]
 
 
+def _warm_up(extract_here: bool) -> None:
+    """Import the transforms (and load the language model when this process extracts) ahead of
+    the first batch: ~1 s of a fresh process's time that otherwise waits for the batch to fill."""
+    try:
+        import transforms.dedupbeam  # noqa: F401 - datasketch, numpy, scipy
+        import transforms.topicsbeam  # noqa: F401
+        from pipelines.process import ProcessPages  # noqa: F401
+
+        if extract_here:
+            from transforms.extract import extract_page
+            from transforms.language import detect_language
+
+            extract_page("<html><body><p>Pemerintah meresmikan jembatan baru.</p></body></html>")
+            detect_language("Pemerintah meresmikan jembatan baru.")
+    except Exception as exc:  # only a head start; the batch imports what it needs anyway
+        log.debug("warm-up: %s", exc)
+
+
 def canonical_id(link: str) -> tuple[str, str]:
     from transforms.urls import canonical_url
 
@@ -233,6 +251,8 @@ class LocalDriver:
             from pipelines import extractpool
 
             extractpool.warm_up(workers)  # worker processes start while the feeds are polled
+        # import what the first batch needs while the feeds are polled and the first pages fetched
+        threading.Thread(target=_warm_up, args=(workers <= 1,), daemon=True, name="warm-up").start()
         self.stop_event = threading.Event()
         self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="poll")
         self._polling: dict[str, tuple[FeedConfig, Future[Any]]] = {}

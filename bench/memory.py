@@ -58,15 +58,17 @@ def run(feeds: list[str], store: Path, poll: float, until, warmup: float, every:
     return sample(args, store, until, warmup, every, finishes=False)
 
 
-def tree_rss_mb(ps: psutil.Process) -> float:
-    """RSS of ``ps`` and all its descendants (extraction workers, forkserver), in MB."""
-    total = 0
+def tree_rss_mb(ps: psutil.Process) -> tuple[float, int]:
+    """RSS of ``ps`` and all its descendants (extraction workers, forkserver), in MB, and how
+    many processes that was."""
+    total, count = 0, 0
     for p in [ps, *ps.children(recursive=True)]:
         try:
             total += p.memory_info().rss
+            count += 1
         except psutil.Error:  # a worker that just exited
             pass
-    return total / 2**20
+    return total / 2**20, count
 
 
 def sample(args: list[str], store: Path, until, warmup: float, every: float, *, finishes: bool) -> list[tuple[float, float]]:
@@ -79,6 +81,7 @@ def sample(args: list[str], store: Path, until, warmup: float, every: float, *, 
     ps = psutil.Process(proc.pid)
     start = time.monotonic()
     samples: list[tuple[float, float]] = []
+    tree: list[int] = []
     try:
         while not until(time.monotonic() - start):
             time.sleep(every)
@@ -88,13 +91,19 @@ def sample(args: list[str], store: Path, until, warmup: float, every: float, *, 
                 sys.exit(f"newsmon exited early with {proc.returncode}; see {store.parent / 'newsmon.log'}")
             t = time.monotonic() - start
             try:
-                samples.append((t, tree_rss_mb(ps)))
+                rss, processes = tree_rss_mb(ps)
             except psutil.NoSuchProcess:
                 continue
+            samples.append((t, rss))
+            tree.append(processes)
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
         proc.wait(30)
+    if finishes and tree:  # the last samples of a command that exits see its workers stop: not a trend
+        while len(samples) > 1 and tree[-1] < max(tree):
+            samples.pop()
+            tree.pop()
     return [(t, r) for t, r in samples if t >= warmup] or samples
 
 

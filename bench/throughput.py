@@ -16,7 +16,7 @@ Ratios are against the floor measured in the same run (the machine is shared: ab
 move with the load, the ratios much less). ``--repeat`` runs everything R times and prints each
 round, so a noisy round shows.
 
-    .venv/bin/python bench/throughput.py [--articles 300] [--repeat 1] [--workers 1 2]
+    .venv/bin/python bench/throughput.py [--articles 300] [--repeat 1] [--workers 1 2] [--before CHECKOUT]
 """
 
 from __future__ import annotations
@@ -72,19 +72,23 @@ def plain_loop(feed_url: str, n: int) -> float:
     return elapsed
 
 
-def newsmon_backfill(feed_url: str, tmp: Path, n: int, *, workers: int, cpu: int | None) -> float:
-    """Seconds from starting ``newsmon backfill`` to its exit; checks every article was stored."""
+def newsmon_backfill(feed_url: str, tmp: Path, n: int, *, workers: int | None, cpu: int | None,
+                     repo: Path = REPO) -> float:
+    """Seconds from starting ``newsmon backfill`` (of the checkout ``repo``) to its exit; checks
+    every article was stored. ``workers=None`` leaves the option out (older checkouts)."""
     store = tmp / f"store-{workers}-{time.monotonic_ns()}"
     config = tmp / "bench.yaml"
     # every page is on one loopback host here: relax the per-host politeness meant for real outlets
     config.write_text("fetch:\n  per_host_min_spacing: 0\n  per_host_concurrency: 8\n")
     cmd = [PYTHON, "-m", "pipelines.cli", "backfill", "--feed", feed_url, "--store", str(store),
-           "--config", str(config), "--allow-host", "127.0.0.1", "--quiet", "--workers", str(workers)]
+           "--config", str(config), "--allow-host", "127.0.0.1", "--quiet"]
+    if workers is not None:
+        cmd += ["--workers", str(workers)]
     env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSMON_")}
-    env["PYTHONPATH"] = str(REPO)
+    env["PYTHONPATH"] = str(repo)
     pin = (lambda: os.sched_setaffinity(0, {cpu})) if cpu is not None else None
     start = time.perf_counter()
-    out = subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, timeout=1800, preexec_fn=pin)
+    out = subprocess.run(cmd, env=env, cwd=repo, capture_output=True, timeout=1800, preexec_fn=pin)
     elapsed = time.perf_counter() - start
     if out.returncode != 0:
         sys.exit(f"newsmon backfill exited {out.returncode}:\n{out.stderr.decode()[-3000:]}")
@@ -106,6 +110,9 @@ def main() -> None:
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2],
                     help="newsmon --workers values to run (1 is pinned to one core)")
     ap.add_argument("--skip-loop", action="store_true", help="skip the plain loop")
+    ap.add_argument("--before", type=Path, metavar="CHECKOUT",
+                    help="also run `newsmon backfill` of another checkout (e.g. `git worktree add /tmp/before "
+                         "COMMIT`), pinned to one core and on both, in the same run")
     args = ap.parse_args()
     stories = corpus_articles(args.articles)
     n = len(stories)
@@ -127,6 +134,13 @@ def main() -> None:
                     rate = n / plain_loop(feed_url, n)
                     print(f"loop     feedparser + urllib + extract, 1 process          {rate:7.1f} articles/s"
                           f"  {rate / base:5.2f}x floor", flush=True)
+                if args.before is not None:
+                    for pinned in (cpu, None):
+                        rate = n / newsmon_backfill(feed_url, Path(tmp), n, workers=None, cpu=pinned,
+                                                    repo=args.before.resolve())
+                        where = "pinned to 1 core" if pinned is not None else f"{len(os.sched_getaffinity(0))} cores"
+                        label = f"before   backfill ({args.before.name}), {where}, start to exit"
+                        print(f"{label:<60} {rate:7.1f} articles/s  {rate / base:5.2f}x floor", flush=True)
                 for workers in args.workers:
                     pinned = cpu if workers <= 1 else None
                     rate = n / newsmon_backfill(feed_url, Path(tmp), n, workers=workers, cpu=pinned)

@@ -12,9 +12,11 @@ process on 127.0.0.1. Measured one after the other, in the same run:
             fetch, extract, dedup, topics, the embedded index), every article checked stored:
             ``--workers 1`` pinned to one core, then ``--workers 2`` on both cores
 
-Ratios are against the floor measured in the same run (the machine is shared: absolute numbers
-move with the load, the ratios much less). ``--repeat`` runs everything R times and prints each
-round, so a noisy round shows.
+Ratios are against the floor measured in the same run. On a shared machine the articles/s move
+with the other processes' load; the CPU time per article (summed over newsmon and every process
+it starts, sampled every 0.1 s) moves much less, so each line also prints the floor's CPU
+per article divided by its own (1.00 = nothing on top of trafilatura). ``--repeat`` runs
+everything R times and prints each round.
 
     .venv/bin/python bench/throughput.py [--articles 300] [--repeat 1] [--workers 1 2] [--before CHECKOUT]
 """
@@ -35,8 +37,8 @@ from _corpus import REPO, corpus_articles, heavy_page, serve_in_subprocess
 PYTHON = sys.executable
 
 
-def floor(pages: list[str], cpu: int | None) -> float:
-    """Seconds for trafilatura alone over ``pages`` (pinned to ``cpu`` when given)."""
+def floor(pages: list[str], cpu: int | None) -> tuple[float, float]:
+    """(wall, CPU) seconds for trafilatura alone over ``pages`` (pinned to ``cpu`` when given)."""
     import trafilatura
 
     before = os.sched_getaffinity(0)
@@ -45,20 +47,20 @@ def floor(pages: list[str], cpu: int | None) -> float:
     try:
         for page in pages[:5]:  # warm-up: dateparser/htmldate load their tables on first use
             trafilatura.extract(page, output_format="json", with_metadata=True)
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         for page in pages:
             trafilatura.extract(page, output_format="json", with_metadata=True)
-        return time.perf_counter() - start
+        return time.perf_counter() - start, time.process_time() - cpu_start
     finally:
         os.sched_setaffinity(0, before)
 
 
-def plain_loop(feed_url: str, n: int) -> float:
-    """Seconds for feedparser + urllib + trafilatura.extract, one page after the other."""
+def plain_loop(feed_url: str, n: int) -> tuple[float, float]:
+    """(wall, CPU) seconds for feedparser + urllib + trafilatura.extract, one page after the other."""
     import feedparser
     import trafilatura
 
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     with urllib.request.urlopen(feed_url, timeout=30) as r:  # noqa: S310 - loopback
         feed = feedparser.parse(r.read())
     done = 0
@@ -67,15 +69,16 @@ def plain_loop(feed_url: str, n: int) -> float:
             html = r.read().decode("utf-8")
         if trafilatura.extract(html, output_format="json", with_metadata=True):
             done += 1
-    elapsed = time.perf_counter() - start
+    elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu_start
     assert done == n, f"the loop extracted {done} of {n}"
-    return elapsed
+    return elapsed, cpu
 
 
 def newsmon_backfill(feed_url: str, tmp: Path, n: int, *, workers: int | None, cpu: int | None,
-                     repo: Path = REPO) -> float:
-    """Seconds from starting ``newsmon backfill`` (of the checkout ``repo``) to its exit; checks
-    every article was stored. ``workers=None`` leaves the option out (older checkouts)."""
+                     repo: Path = REPO) -> tuple[float, float]:
+    """(wall, CPU) seconds from starting ``newsmon backfill`` (of the checkout ``repo``) to its
+    exit, CPU summed over newsmon and every process it started; checks every article was stored.
+    ``workers=None`` leaves the option out (older checkouts)."""
     store = tmp / f"store-{workers}-{time.monotonic_ns()}"
     config = tmp / "bench.yaml"
     # every page is on one loopback host here: relax the per-host politeness meant for real outlets
@@ -87,11 +90,14 @@ def newsmon_backfill(feed_url: str, tmp: Path, n: int, *, workers: int | None, c
     env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSMON_")}
     env["PYTHONPATH"] = str(repo)
     pin = (lambda: os.sched_setaffinity(0, {cpu})) if cpu is not None else None
+    err = tmp / "backfill.err"
     start = time.perf_counter()
-    out = subprocess.run(cmd, env=env, cwd=repo, capture_output=True, timeout=1800, preexec_fn=pin)
+    with open(err, "wb") as fh:
+        proc = subprocess.Popen(cmd, env=env, cwd=repo, stdout=subprocess.DEVNULL, stderr=fh, preexec_fn=pin)
+        cpu = tree_cpu_until_exit(proc)
     elapsed = time.perf_counter() - start
-    if out.returncode != 0:
-        sys.exit(f"newsmon backfill exited {out.returncode}:\n{out.stderr.decode()[-3000:]}")
+    if proc.returncode != 0:
+        sys.exit(f"newsmon backfill exited {proc.returncode}:\n{err.read_text()[-3000:]}")
     from connectors.localindex import LocalIndex
 
     index = LocalIndex.in_store(store)
@@ -100,7 +106,41 @@ def newsmon_backfill(feed_url: str, tmp: Path, n: int, *, workers: int | None, c
     from_page = sum(1 for aid in index.ids() if index.get(aid).extraction == "page")  # type: ignore[union-attr]
     # a page extraction rejects falls back to the feed's text; many would mean a broken extractor
     assert from_page >= 0.99 * n, f"newsmon extracted only {from_page} of {n} from their pages"
-    return elapsed
+    return elapsed, cpu
+
+
+def show(label: str, wall: float, cpu: float, n: int, base: float, base_cpu: float) -> None:
+    """One line: articles/s and its ratio to the floor; CPU ms per article (every process) and
+    the floor's CPU per article divided by it (1.0 = no cost on top of trafilatura; this ratio
+    moves little with the machine's load, the articles/s do)."""
+    rate, cpu_ms = n / wall, cpu / n * 1000
+    print(f"{label:<58} {rate:7.1f} articles/s {rate / base:5.2f}x floor | "
+          f"CPU {cpu_ms:5.1f} ms/article, floor/this {base_cpu / cpu_ms:4.2f}", flush=True)
+
+
+def tree_cpu_until_exit(proc: subprocess.Popen[bytes], every: float = 0.1) -> float:
+    """Wait for ``proc``; return the CPU seconds (user + system) of it and every process it started.
+
+    The extraction workers are reaped by their forkserver, not by us, so ``getrusage`` of our
+    children would miss them: the process tree is sampled instead (at most ``every`` s of a
+    process's last moments can be missed)."""
+    import psutil
+
+    root = psutil.Process(proc.pid)
+    last: dict[int, float] = {}
+    while proc.poll() is None:
+        try:
+            tree = [root, *root.children(recursive=True)]
+        except psutil.Error:
+            tree = []
+        for p in tree:
+            try:
+                t = p.cpu_times()
+                last[p.pid] = t.user + t.system
+            except psutil.Error:
+                pass
+        time.sleep(every)
+    return sum(last.values())
 
 
 def main() -> None:
@@ -128,25 +168,23 @@ def main() -> None:
             for round_ in range(1, args.repeat + 1):
                 if args.repeat > 1:
                     print(f"-- round {round_} (load {os.getloadavg()[0]:.2f})", flush=True)
-                base = n / floor(pages, cpu)
-                print(f"floor    trafilatura.extract alone, pages in memory, 1 core  {base:7.1f} articles/s", flush=True)
+                wall, cpu_s = floor(pages, cpu)
+                base, base_cpu = n / wall, cpu_s / n * 1000
+                show("floor    trafilatura.extract alone, pages in memory, 1 core", wall, cpu_s, n, base, base_cpu)
                 if not args.skip_loop:
-                    rate = n / plain_loop(feed_url, n)
-                    print(f"loop     feedparser + urllib + extract, 1 process          {rate:7.1f} articles/s"
-                          f"  {rate / base:5.2f}x floor", flush=True)
+                    show("loop     feedparser + urllib + extract, 1 process", *plain_loop(feed_url, n), n, base, base_cpu)
+                runs: list[tuple[str, Path, int | None, int | None]] = []
                 if args.before is not None:
-                    for pinned in (cpu, None):
-                        rate = n / newsmon_backfill(feed_url, Path(tmp), n, workers=None, cpu=pinned,
-                                                    repo=args.before.resolve())
-                        where = "pinned to 1 core" if pinned is not None else f"{len(os.sched_getaffinity(0))} cores"
-                        label = f"before   backfill ({args.before.name}), {where}, start to exit"
-                        print(f"{label:<60} {rate:7.1f} articles/s  {rate / base:5.2f}x floor", flush=True)
+                    where = f"{len(os.sched_getaffinity(0))} cores"
+                    runs += [(f"before   backfill ({args.before.name}), pinned to 1 core", args.before.resolve(), None, cpu),
+                             (f"before   backfill ({args.before.name}), {where}", args.before.resolve(), None, None)]
                 for workers in args.workers:
                     pinned = cpu if workers <= 1 else None
-                    rate = n / newsmon_backfill(feed_url, Path(tmp), n, workers=workers, cpu=pinned)
                     where = "pinned to 1 core" if pinned is not None else f"{len(os.sched_getaffinity(0))} cores"
-                    label = f"newsmon  backfill --workers {workers}, {where}, start to exit"
-                    print(f"{label:<60} {rate:7.1f} articles/s  {rate / base:5.2f}x floor", flush=True)
+                    runs.append((f"newsmon  backfill --workers {workers}, {where}", REPO, workers, pinned))
+                for label, repo, workers, pinned in runs:
+                    wall, cpu_s = newsmon_backfill(feed_url, Path(tmp), n, workers=workers, cpu=pinned, repo=repo)
+                    show(label, wall, cpu_s, n, base, base_cpu)
     finally:
         server.kill()  # type: ignore[attr-defined]
 

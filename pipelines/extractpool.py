@@ -90,11 +90,13 @@ def _noop() -> None:
 
 
 def discard(pool: ProcessPoolExecutor) -> None:
-    """Forget a broken pool; the next :func:`get` starts a new one."""
+    """Forget a broken pool (and the extractions started in it); the next :func:`get` starts a new one."""
     global _pool
     with _lock:
         if _pool is pool:
             _pool = None
+        for key in [k for k, (_, f) in _started.items() if getattr(f, "_newsmon_pool", None) is pool]:
+            del _started[key]
     pool.shutdown(wait=False, cancel_futures=True)
 
 
@@ -102,6 +104,7 @@ def shutdown() -> None:
     global _pool
     with _lock:
         pool, _pool = _pool, None
+        _started.clear()
     if pool is not None:
         pool.shutdown(wait=True, cancel_futures=True)
 
@@ -123,6 +126,37 @@ def build(kwargs: dict[str, Any]) -> tuple[Any, float, str | None]:
     return article, time.perf_counter() - start, error
 
 
+# Extractions started before their pipeline runs (the local driver starts a page's extraction as
+# soon as the page is fetched, so the workers extract the next batch while the driver
+# deduplicates, tags and writes this one). Keyed by article id; the extract stage claims them.
+_started: dict[str, tuple[tuple[str, int], Future[Any]]] = {}
+
+
+def start_early(pool: ProcessPoolExecutor, kwargs: dict[str, Any]) -> None:
+    """Start extracting a fetched page now; :func:`claim` hands the result to the extract stage."""
+    future = submit(pool, kwargs)
+    with _lock:
+        _started[kwargs["article_id"]] = (_fingerprint(kwargs), future)
+
+
+def claim(kwargs: dict[str, Any]) -> Future[Any] | None:
+    """The extraction started early for exactly this page, if any (and forget it)."""
+    with _lock:
+        found = _started.pop(kwargs["article_id"], None)
+    if found is None or found[0] != _fingerprint(kwargs):
+        return None
+    return found[1]
+
+
+def _fingerprint(kwargs: dict[str, Any]) -> tuple[str, int]:
+    return kwargs["final_url"], len(kwargs["html"] or "")
+
+
+def forget_started() -> None:
+    with _lock:
+        _started.clear()
+
+
 def submit(pool: ProcessPoolExecutor, kwargs: dict[str, Any]) -> Future[tuple[Any, float, str | None]]:
     """``build(kwargs)`` in ``pool``; the future remembers its pool, so a caller that finds it
     broken can :func:`discard` exactly that one."""
@@ -131,4 +165,4 @@ def submit(pool: ProcessPoolExecutor, kwargs: dict[str, Any]) -> Future[tuple[An
     return future
 
 
-__all__ = ["build", "default_workers", "discard", "get", "shutdown", "submit", "warm_up"]
+__all__ = ["build", "claim", "default_workers", "discard", "get", "shutdown", "start_early", "submit", "warm_up"]

@@ -131,10 +131,11 @@ class Prefetcher:
     when the feed's text must do).
     """
 
-    def __init__(self, http: Any, state: StateStore, *, max_attempts: int) -> None:
+    def __init__(self, http: Any, state: StateStore, *, max_attempts: int, workers: int = 1) -> None:
         self._http = http
         self._state = state
         self._max_attempts = max_attempts
+        self._workers = workers  # >= 2: start each page's extraction as soon as it is fetched
         self._cond = threading.Condition()
         self._inflight: set[str] = set()
         self._ready: list[tuple[float, Page]] = []  # (monotonic time it was ready, page)
@@ -182,12 +183,28 @@ class Prefetcher:
                 self._state.defer(item.id, error=error, retry_at=time.time() + delay)
             except Exception as exc:  # store closed (shutting down): the entry is still pending
                 log.warning("could not defer %s: %s", item.id[:12], _short(exc))
+        if tag != RETRY and self._workers >= 2:
+            self._extract_early(value)
         with self._cond:
             self._inflight.discard(item.id)
             if tag != RETRY:
                 self._ready.append((time.monotonic(), value))
                 self._ready_bytes += len(value[2] or "")
             self._cond.notify_all()
+
+    def _extract_early(self, page: Page) -> None:
+        """Start extracting ``page`` in the worker processes now: they extract the next batch
+        while the driver deduplicates, tags and writes this one (the extract stage claims it)."""
+        from pipelines import extractpool
+        from pipelines.process import extract_kwargs
+
+        pool = extractpool.get(self._workers)
+        if pool is None:
+            return
+        try:
+            extractpool.start_early(pool, extract_kwargs(page))
+        except Exception as exc:  # a broken pool: the extract stage extracts the page itself
+            log.debug("early extraction of %s not started: %s", page[0].id[:12], exc)
 
     def take(self, stop: threading.Event, *, max_items: int = BATCH_MAX, max_wait: float = BATCH_WAIT) -> list[Page]:
         """The next batch: waits until ``max_items`` pages are ready, no fetch is in flight, or the
@@ -246,7 +263,7 @@ class LocalDriver:
         self.http = HttpClient(cfg.fetch)
         # article pages get their own client (own politeness slots), so feed polls never queue behind them
         self.page_http = HttpClient(cfg.fetch)
-        self.prefetch = Prefetcher(self.page_http, self.state, max_attempts=cfg.max_attempts)
+        self.prefetch = Prefetcher(self.page_http, self.state, max_attempts=cfg.max_attempts, workers=workers)
         if workers >= 2:
             from pipelines import extractpool
 

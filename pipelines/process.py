@@ -219,7 +219,7 @@ class FetchPages(beam.DoFn):
             self._client.close()
 
 
-def _build_kwargs(element: tuple[PendingItem, str, str | None]) -> dict[str, Any]:
+def extract_kwargs(element: tuple[PendingItem, str, str | None]) -> dict[str, Any]:
     item, final_url, html = element
     return dict(entry=item.entry, article_id=item.id, canonical_url=item.canonical_url, final_url=final_url,
                 html=html, first_seen=item.entry.fetched_at)
@@ -229,7 +229,7 @@ def extract_inline(element: tuple[PendingItem, str, str | None]) -> tuple[Articl
     """``build_article`` in this process: (article, seconds, error or None); never raises."""
     from pipelines.extractpool import build
 
-    return build(_build_kwargs(element))
+    return build(extract_kwargs(element))
 
 
 def _count_extracted(article: Article, seconds: float, error: str | None) -> None:
@@ -271,8 +271,10 @@ class ExtractArticles(beam.DoFn):
 
         pool = extractpool.get(self._workers)
         if pool is not None:
+            kwargs = extract_kwargs(element)
             try:
-                self._inflight.append((element, extractpool.submit(pool, _build_kwargs(element)), window, timestamp))
+                future = extractpool.claim(kwargs) or extractpool.submit(pool, kwargs)
+                self._inflight.append((element, future, window, timestamp))
                 return
             except BrokenProcessPool:  # a worker died earlier: this page here, a new pool next time
                 extractpool.discard(pool)

@@ -5,8 +5,8 @@
   backfill  `newsmon backfill --workers W` of one feed listing --articles corpus articles as
             realistic portal pages (served by another process)
 
-RSS is newsmon's own plus that of every process it started (the extraction workers and their
-forkserver), summed: shared pages count once per process, so the sum errs high.
+RSS is newsmon's own plus that of every process it started (the extraction workers and
+multiprocessing's resource tracker), summed: shared pages count once per process, so the sum errs high.
 
 Prints RSS after warm-up, at the end, the maximum, and the slope (MB/hour) of a least-squares
 fit over the samples after warm-up.
@@ -59,7 +59,7 @@ def run(feeds: list[str], store: Path, poll: float, until, warmup: float, every:
 
 
 def tree_rss_mb(ps: psutil.Process) -> tuple[float, int]:
-    """RSS of ``ps`` and all its descendants (extraction workers, forkserver), in MB, and how
+    """RSS of ``ps`` and all its descendants (extraction workers, resource tracker), in MB, and how
     many processes that was."""
     total, count = 0, 0
     for p in [ps, *ps.children(recursive=True)]:

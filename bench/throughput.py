@@ -121,9 +121,9 @@ def show(label: str, wall: float, cpu: float, n: int, base: float, base_cpu: flo
 def tree_cpu_until_exit(proc: subprocess.Popen[bytes], every: float = 0.1) -> float:
     """Wait for ``proc``; return the CPU seconds (user + system) of it and every process it started.
 
-    The extraction workers are reaped by their forkserver, not by us, so ``getrusage`` of our
-    children would miss them: the process tree is sampled instead (at most ``every`` s of a
-    process's last moments can be missed)."""
+    ``getrusage`` of our children would count only what their parents reaped and waited for;
+    the process tree is sampled instead (at most ``every`` s of a process's last moments can be
+    missed)."""
     import psutil
 
     root = psutil.Process(proc.pid)

@@ -6,9 +6,11 @@ many processes, shared by every ``ExtractArticles`` instance (the local driver b
 instances for every batch; a pool per instance would start processes per batch). With
 ``workers <= 1`` pages are extracted in the calling thread, as before.
 
-Workers come from a *forkserver* that has imported the extraction code once: a fresh worker
-is a cheap fork of it, and never a fork of the driver, whose threads (polls, fetches) may hold
-locks. Only pure work crosses the process boundary: the feed entry and the page go in, an
+Workers are *spawned* (fresh interpreters, never a fork of the driver, whose threads may hold
+locks) and import the extraction code once, while the driver polls its feeds. A worker exits
+when the driver is gone, even after ``kill -9`` (it watches its parent), so nothing is left
+behind. (A forkserver would start them faster, but it outlives a killed driver, with its
+workers.) Only pure work crosses the process boundary: the feed entry and the page go in, an
 :class:`~transforms.records.Article` comes back; metrics, logging of outcomes, dedup, topics
 and every write stay in the driver, so ordering, dedup decisions and exactly-once writes do
 not depend on the number of workers.
@@ -49,9 +51,18 @@ _WARM_UP_PAGE = (
 )
 
 
+def _exit_with_parent(parent: int) -> None:
+    """A worker outlives nothing: when the driver is gone (also after ``kill -9``), this process
+    is re-parented, and it exits."""
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    os._exit(0)
+
+
 def _init_worker(level: int) -> None:
     """Load what the first page would otherwise load (trafilatura, htmldate's date tables, the
     language model) while the driver is still polling feeds."""
+    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True, name="parent-watch").start()
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s[extract]: %(message)s")
     from transforms.extract import extract_page
     from transforms.language import detect_language
@@ -69,8 +80,7 @@ def get(workers: int) -> ProcessPoolExecutor | None:
         if _pool is None or _pool_size != workers:
             if _pool is not None:
                 _pool.shutdown(wait=False, cancel_futures=True)
-            ctx = multiprocessing.get_context("forkserver")
-            ctx.set_forkserver_preload(["transforms.extract", "pipelines.extractpool"])
+            ctx = multiprocessing.get_context("spawn")
             _pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
                                         initargs=(logging.getLogger().getEffectiveLevel(),))
             _pool_size = workers

@@ -4,7 +4,7 @@
 
     'Fetch pages'      FetchPages        connectors/web: SSRF guard, caps, politeness;
                                          transient failures go to the 'retry' output
-    'Process pages'    ProcessPages      everything after the fetch:
+    (``ProcessPages`` is everything below, for pages fetched elsewhere)
     'Extract'          ExtractArticles   transforms/extract: trafilatura -> Article, feed fallback
                                          (in worker processes with ``extract_workers >= 2``)
     'Deduplicate'      DedupArticles     transforms/dedup against the dedup store
@@ -14,7 +14,8 @@
 Everything a DoFn needs is built in ``setup`` from picklable settings (:class:`Resources`),
 so no client, connection or large state is pickled into the graph, and nothing assumes
 the local runner. The local driver fetches pages itself, ahead of processing (so the pages of
-the next batch download while this one is extracted) and applies ``ProcessPages`` to them. Metrics go to the process registry (``pipelines.metrics.get()``).
+the next batch download while this one is extracted) and applies ``ProcessPages`` to them.
+Metrics go to the process registry (``pipelines.metrics.get()``).
 """
 
 from __future__ import annotations
@@ -424,6 +425,21 @@ def write_batch(sink: Sink, batch: list[Article], state: StateStore | None) -> l
     return done
 
 
+def _after_fetch(pages: beam.PCollection, res: Resources) -> beam.PCollection:
+    """extract -> deduplicate -> tag -> write, applied in the caller's scope (the step names
+    stay ``Process/Extract``... in both composites)."""
+    from transforms.dedup import DedupArticles
+    from transforms.topics import TagTopics
+
+    return (
+        pages
+        | "Extract" >> beam.ParDo(ExtractArticles(res.extract_workers))
+        | "Deduplicate" >> DedupArticles(res.dedup_store_factory(), window_days=res.dedup_window_days)
+        | "Tag topics" >> TagTopics(res.topics_dir)
+        | "Write" >> beam.ParDo(WriteToSinkFn(res))
+    )
+
+
 class ProcessPages(beam.PTransform):
     """(item, final_url, html | None) -> extract -> deduplicate -> tag -> write; returns acknowledged ids."""
 
@@ -432,17 +448,7 @@ class ProcessPages(beam.PTransform):
         self._res = resources
 
     def expand(self, pages: beam.PCollection) -> beam.PCollection:
-        from transforms.dedup import DedupArticles
-        from transforms.topics import TagTopics
-
-        return (
-            pages
-            | "Extract" >> beam.ParDo(ExtractArticles(self._res.extract_workers))
-            | "Deduplicate"
-            >> DedupArticles(self._res.dedup_store_factory(), window_days=self._res.dedup_window_days)
-            | "Tag topics" >> TagTopics(self._res.topics_dir)
-            | "Write" >> beam.ParDo(WriteToSinkFn(self._res))
-        )
+        return _after_fetch(pages, self._res)
 
 
 class ProcessArticles(beam.PTransform):
@@ -455,7 +461,7 @@ class ProcessArticles(beam.PTransform):
     def expand(self, items: beam.PCollection) -> beam.PCollection:
         fetched = items | "Fetch pages" >> beam.ParDo(FetchPages(self._res)).with_outputs(RETRY, main="pages")
         _ = fetched[RETRY] | "Defer retries" >> beam.ParDo(DeferRetries(self._res))
-        return fetched["pages"] | "Process pages" >> ProcessPages(self._res)
+        return _after_fetch(fetched["pages"], self._res)
 
 
 __all__ = [

@@ -95,3 +95,36 @@ def test_two_extraction_processes_lose_nothing_and_dedup_a_copy_in_the_same_batc
             if (a := index.get(aid)) is not None
         }
     assert decisions[2] == decisions[1], "the parallel path changed an article or a dedup decision"
+
+
+def test_worker_processes_do_not_outlive_a_killed_driver(tmp_path: Path) -> None:
+    import os
+    import signal
+    import time
+
+    import psutil
+
+    from tests.e2e import start_run, wait_for
+
+    with LocalServer() as server:
+        site = NewsSite(server)
+        proc = start_run(tmp_path / "store", [site.feed_url], "--workers", "2")
+        try:
+            root = psutil.Process(proc.pid)
+
+            def extraction_workers() -> list[psutil.Process] | None:
+                found = [p for p in root.children(recursive=True) if "spawn_main" in " ".join(p.cmdline())]
+                return found if len(found) >= 2 else None
+
+            workers = wait_for(extraction_workers, timeout=60, what="two extraction workers")
+            assert len(workers) == 2  # type: ignore[arg-type]
+        finally:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(w.is_running() and w.status() != psutil.STATUS_ZOMBIE for w in workers):  # type: ignore[union-attr]
+        time.sleep(0.2)
+    left = [w.pid for w in workers if w.is_running() and w.status() != psutil.STATUS_ZOMBIE]  # type: ignore[union-attr]
+    for pid in left:  # do not leave them behind if the assertion fails
+        os.kill(pid, signal.SIGKILL)
+    assert not left, f"extraction workers {left} outlived the killed driver"

@@ -100,10 +100,11 @@ def sample(args: list[str], store: Path, until, warmup: float, every: float, *, 
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
         proc.wait(30)
-    if finishes and tree:  # the last samples of a command that exits see its workers stop: not a trend
+    if finishes and tree:  # the last samples of a command that exits see it shut down: not a trend
         while len(samples) > 1 and tree[-1] < max(tree):
             samples.pop()
             tree.pop()
+        del samples[-2:]  # closing the stores and stopping the workers (~2 s)
     return [(t, r) for t, r in samples if t >= warmup] or samples
 
 

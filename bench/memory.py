@@ -1,13 +1,19 @@
-"""Resident memory of `newsmon run` (a subprocess) over time.
+"""Resident memory of `newsmon run` / `newsmon backfill` (a subprocess) over time.
 
   idle      N local feeds that never change, polled every --poll seconds for --minutes
   articles  one local feed that grows to --articles real corpus articles while newsmon runs
+  backfill  `newsmon backfill --workers W` of one feed listing --articles corpus articles as
+            realistic portal pages (served by another process)
+
+RSS is newsmon's own plus that of every process it started (the extraction workers and
+multiprocessing's resource tracker), summed: shared pages count once per process, so the sum errs high.
 
 Prints RSS after warm-up, at the end, the maximum, and the slope (MB/hour) of a least-squares
 fit over the samples after warm-up.
 
     .venv/bin/python bench/memory.py idle --minutes 30
     .venv/bin/python bench/memory.py articles --articles 3000
+    .venv/bin/python bench/memory.py backfill --articles 5000 --workers 2
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import psutil
-from _corpus import corpus_articles
+from _corpus import corpus_articles, serve_in_subprocess
 
 from connectors.localindex import LocalIndex
 from tests.e2e import env, newsmon_cmd
@@ -41,7 +47,6 @@ def slope_mb_per_hour(samples: list[tuple[float, float]]) -> float:
 
 
 def run(feeds: list[str], store: Path, poll: float, until, warmup: float, every: float) -> list[tuple[float, float]]:
-    import subprocess
 
     # every feed and page is on one host here: relax the per-host politeness meant for real outlets
     config = store.parent / "bench.yaml"
@@ -50,21 +55,56 @@ def run(feeds: list[str], store: Path, poll: float, until, warmup: float, every:
             "--allow-host", "127.0.0.1", "--metrics-port", "0"]
     for f in feeds:
         args += ["--feed", f]
+    return sample(args, store, until, warmup, every, finishes=False)
+
+
+def tree_rss_mb(ps: psutil.Process) -> tuple[float, int]:
+    """RSS of ``ps`` and all its descendants (extraction workers, resource tracker), in MB, and how
+    many processes that was."""
+    total, count = 0, 0
+    for p in [ps, *ps.children(recursive=True)]:
+        try:
+            total += p.memory_info().rss
+            count += 1
+        except psutil.Error:  # a worker that just exited
+            pass
+    return total / 2**20, count
+
+
+def sample(args: list[str], store: Path, until, warmup: float, every: float, *, finishes: bool) -> list[tuple[float, float]]:
+    """Run newsmon ``args`` and sample its process tree's RSS every ``every`` s until ``until``
+    (``finishes``: until the command exits on its own, which it must do with status 0)."""
+    import subprocess
+
     log = open(store.parent / "newsmon.log", "wb")
     proc = subprocess.Popen(newsmon_cmd(*args), env=env(), stdout=log, stderr=subprocess.STDOUT)
     ps = psutil.Process(proc.pid)
     start = time.monotonic()
     samples: list[tuple[float, float]] = []
+    tree: list[int] = []
     try:
         while not until(time.monotonic() - start):
             time.sleep(every)
             if proc.poll() is not None:
+                if finishes and proc.returncode == 0:
+                    break
                 sys.exit(f"newsmon exited early with {proc.returncode}; see {store.parent / 'newsmon.log'}")
             t = time.monotonic() - start
-            samples.append((t, ps.memory_info().rss / 2**20))
+            try:
+                rss, processes = tree_rss_mb(ps)
+            except psutil.NoSuchProcess:
+                continue
+            samples.append((t, rss))
+            tree.append(processes)
     finally:
-        proc.send_signal(signal.SIGTERM)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
         proc.wait(30)
+    if finishes and tree:  # the last samples of a command that exits see it shut down: not a trend
+        while len(samples) > 1 and tree[-1] < max(tree):
+            samples.pop()
+            tree.pop()
+        del samples[-2:]  # closing the stores and stopping the workers (~2 s)
     return [(t, r) for t, r in samples if t >= warmup] or samples
 
 
@@ -74,20 +114,45 @@ def report(label: str, samples: list[tuple[float, float]]) -> None:
     print(f"  RSS after warm-up {rss[0]:.1f} MB, at end {rss[-1]:.1f} MB, max {max(rss):.1f} MB, "
           f"slope {slope_mb_per_hour(samples):+.1f} MB/h")
     step = max(1, len(samples) // 6)
-    print("  over time: " + ", ".join(f"{t / 60:.0f} min {r:.1f} MB" for t, r in samples[::step] + samples[-1:]))
+    print("  over time: " + ", ".join(f"{t:.0f} s {r:.1f} MB" for t, r in samples[::step] + samples[-1:]))
     half = len(samples) // 2
     if half >= 2:
         print(f"  slope of the second half {slope_mb_per_hour(samples[half:]):+.1f} MB/h")
 
 
+def backfill(n: int, workers: int) -> None:
+    stories = corpus_articles(n)
+    feed_url, server = serve_in_subprocess(stories, heavy=True)
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            store = Path(tmp) / "store"
+            store.mkdir()
+            config = Path(tmp) / "bench.yaml"
+            config.write_text("fetch:\n  per_host_min_spacing: 0\n  per_host_concurrency: 8\n")
+            args = ["backfill", "--config", str(config), "--store", str(store), "--feed", feed_url, "--allow-host",
+                    "127.0.0.1", "--quiet", "--workers", str(workers)]
+            started = time.monotonic()
+            samples = sample(args, store, lambda t: False, warmup=15, every=1, finishes=True)
+            took = time.monotonic() - started
+            stored = LocalIndex.in_store(store).count()
+            report(f"backfill: {stored} of {len(stories)} corpus portal pages, --workers {workers}, in {took:.0f} s "
+                   f"(RSS of newsmon and its workers)", samples)
+    finally:
+        server.kill()  # type: ignore[attr-defined]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("mode", choices=["idle", "articles"])
+    ap.add_argument("mode", choices=["idle", "articles", "backfill"])
+    ap.add_argument("--workers", type=int, default=2, help="backfill: extraction processes")
     ap.add_argument("--minutes", type=float, default=30)
     ap.add_argument("--feeds", type=int, default=17)
     ap.add_argument("--poll", type=float, default=5.0)
     ap.add_argument("--articles", type=int, default=3000)
     args = ap.parse_args()
+    if args.mode == "backfill":
+        backfill(args.articles, args.workers)
+        return
     with tempfile.TemporaryDirectory() as tmp, LocalServer() as server:
         store = Path(tmp) / "store"
         if args.mode == "idle":

@@ -1,5 +1,5 @@
 """The local driver: a long-lived process that polls feeds and runs one bounded Beam
-pipeline per cycle on the in-process ``FnApiRunner`` (micro-batches, see DESIGN.md §Runners).
+pipeline per batch on the in-process ``FnApiRunner`` (micro-batches).
 
 A cycle:
 
@@ -9,8 +9,22 @@ A cycle:
    entries in one transaction (``StateStore.commit_poll``);
 2. re-send the outbox (articles processed earlier that the sink has not acknowledged, e.g.
    while Elasticsearch was down);
-3. run ``ProcessArticles`` over the pending entries that are due, in a bounded pipeline;
+3. hand the pending entries that are due to the :class:`Prefetcher`, which fetches their pages
+   on the fetch threads, and run ``ProcessPages`` (extract -> dedup -> tag -> write) over the
+   pages fetched so far, in one bounded pipeline;
 4. update the backlog gauge (the dedup transform prunes its window every cycle).
+
+Batches follow the fetches. A batch closes when :data:`BATCH_MAX` pages are ready, when no
+fetch is left in flight, or :data:`BATCH_WAIT` seconds after its first page arrived. So a
+page that trickles in from a polite, slow host is searchable seconds after it was fetched
+(not after the whole feed's pages), while a burst from a fast host fills large batches that
+spread the pipeline's fixed cost (~0.1-0.3 s) over many articles. Fetching runs ahead of
+processing (at most :data:`FETCH_AHEAD` pages and :data:`FETCH_AHEAD_BYTES` of HTML), so the
+next batch downloads while this one is extracted; extraction itself uses every core when
+``workers >= 2`` (``pipelines/extractpool``).
+
+Fetched pages live only in memory: the entries stay in ``pending`` until the pipeline moves
+their articles to the outbox, so a crash re-fetches them and loses nothing.
 
 Then it sleeps until the next feed or retry is due. SIGINT/SIGTERM set a flag checked between
 steps; because every accepted entry is on disk, a stop that cannot wait for a slow step exits
@@ -20,10 +34,12 @@ anyway after a grace period and the next start resumes from the state store.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import threading
 import time
-from collections.abc import Iterable, Sequence
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as futures_wait
 from dataclasses import dataclass, field
@@ -37,12 +53,17 @@ from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 from connectors import metrics
 from connectors.statestore import PendingItem, StateStore
 from pipelines.config import Config, FeedConfig
-from pipelines.process import ProcessArticles, Resources, retry_delay, write_batch
+from pipelines.process import RETRY, ProcessPages, Resources, fetch_page, fetch_pool, retry_delay, write_batch
 from transforms.records import FeedEntry, article_id
 
 log = logging.getLogger(__name__)
 
-MAX_ITEMS_PER_CYCLE = 100
+Page = tuple[PendingItem, str, "str | None"]  # (entry, final URL, html or None: use the feed's text)
+
+BATCH_MAX = 400  # pages per bounded pipeline, at most (each pipeline costs ~0.1-0.3 s to set up)
+BATCH_WAIT = 1.0  # seconds a fetched page waits for others to share its pipeline
+FETCH_AHEAD = 800  # pages fetched or in flight ahead of processing, at most
+FETCH_AHEAD_BYTES = 64 * 2**20  # ... and at most this much fetched HTML held in memory
 IDLE_SLEEP_CAP = 5.0  # seconds; the loop wakes at least this often to check for due work
 POLL_HARVEST_SECONDS = 0.25  # while polls are in flight, look for finished ones this often
 
@@ -58,19 +79,165 @@ class CycleReport:
     errors: list[str] = field(default_factory=list)
 
 
-def run_bounded(items: Sequence[PendingItem], resources: Resources, state: StateStore) -> list[str]:
-    """Run ProcessArticles over ``items`` in one bounded pipeline on FnApiRunner.
+_OPTIONS = PipelineOptions(["--runner=FnApiRunner"])  # parsing options costs ~30 ms: once per process
+
+# Batches handed to the in-process runner by reference. Putting the pages themselves into
+# ``beam.Create`` would pickle every page into the pipeline proto and bz2-compress it (Beam's
+# pickler does), then decompress and unpickle it again: ~1.5 s per 200 portal pages, more
+# than extracting them. The pipeline's only input is a token; ``_TakeBatch`` looks it up.
+_HANDOFF: dict[str, list[Page]] = {}
+
+
+class _TakeBatch(beam.DoFn):
+    """token -> the pages registered under it (the local driver's in-process runner only)."""
+
+    def process(self, token: str) -> Iterator[Page]:
+        pages = _HANDOFF.get(token)
+        if pages is None:
+            raise RuntimeError("pages of a local batch not found: run_bounded needs the in-process FnApiRunner")
+        yield from pages
+
+
+def run_bounded(pages: Sequence[Page], resources: Resources, state: StateStore) -> list[str]:
+    """Run ProcessPages over fetched ``pages`` in one bounded pipeline on FnApiRunner.
 
     Returns the ids the sink acknowledged: read back from the state store (an acknowledged
     entry has left both ``pending`` and the outbox), not collected from the pipeline, because
     DoFns (and anything they close over) are serialised and run apart from the driver.
     """
-    if not items:
+    if not pages:
         return []
-    options = PipelineOptions(["--runner=FnApiRunner"])
-    with beam.Pipeline(runner=FnApiRunner(), options=options) as p:
-        _ = p | "Pending" >> beam.Create(list(items)) | "Process" >> ProcessArticles(resources)
-    return [item.id for item in items if not state.is_known(item.id)]
+    token = uuid.uuid4().hex
+    _HANDOFF[token] = list(pages)
+    try:
+        with beam.Pipeline(runner=FnApiRunner(), options=_OPTIONS) as p:
+            _ = (
+                p
+                | "Batch" >> beam.Create([token])
+                | "Pages" >> beam.ParDo(_TakeBatch())
+                | "Process" >> ProcessPages(resources)
+            )
+    finally:
+        del _HANDOFF[token]
+    return [page[0].id for page in pages if not state.is_known(page[0].id)]
+
+
+class Prefetcher:
+    """Fetches pending entries' pages on the process's fetch threads, ahead of processing.
+
+    ``submit`` starts fetches; finished pages wait in memory until ``take`` hands them out as a
+    batch. A transient failure with attempts left is deferred in the state store right away
+    (the entry is retried after its backoff); every other outcome is a page (``html`` None
+    when the feed's text must do).
+    """
+
+    def __init__(self, http: Any, state: StateStore, *, max_attempts: int, workers: int = 1) -> None:
+        self._http = http
+        self._state = state
+        self._max_attempts = max_attempts
+        self._workers = workers  # >= 2: start each page's extraction as soon as it is fetched
+        self._cond = threading.Condition()
+        self._inflight: set[str] = set()
+        self._ready: list[tuple[float, Page]] = []  # (monotonic time it was ready, page)
+        self._ready_bytes = 0
+
+    def busy(self) -> bool:
+        with self._cond:
+            return bool(self._inflight or self._ready)
+
+    def has_ready(self) -> bool:
+        with self._cond:
+            return bool(self._ready)
+
+    def held(self) -> set[str]:
+        """Ids in flight or fetched and not yet taken."""
+        with self._cond:
+            return self._inflight | {page[0].id for _, page in self._ready}
+
+    def room(self) -> int:
+        with self._cond:
+            if self._ready_bytes >= FETCH_AHEAD_BYTES:
+                return 0
+            return max(0, FETCH_AHEAD - len(self._inflight) - len(self._ready))
+
+    def submit(self, items: Iterable[PendingItem]) -> None:
+        pool = fetch_pool()
+        for item in items:
+            with self._cond:
+                if item.id in self._inflight:
+                    continue
+                self._inflight.add(item.id)
+            future = pool.submit(fetch_page, self._http, item, max_attempts=self._max_attempts)
+            future.add_done_callback(functools.partial(self._done, item))
+
+    def _done(self, item: PendingItem, future: Future[tuple[str, Any]]) -> None:
+        try:
+            tag, value = future.result()
+        except BaseException as exc:  # a bug in the fetch path: retry later rather than lose the entry
+            log.error("fetch of %s crashed: %s", item.id[:12], _short(exc))
+            tag, value = RETRY, (item, _short(exc), None)
+        if tag == RETRY:
+            _, error, retry_after = value
+            try:
+                delay = retry_delay(item.attempts + 1, retry_after=retry_after)
+                self._state.defer(item.id, error=error, retry_at=time.time() + delay)
+            except Exception as exc:  # store closed (shutting down): the entry is still pending
+                log.warning("could not defer %s: %s", item.id[:12], _short(exc))
+        if tag != RETRY and self._workers >= 2:
+            self._extract_early(value)
+        with self._cond:
+            self._inflight.discard(item.id)
+            if tag != RETRY:
+                self._ready.append((time.monotonic(), value))
+                self._ready_bytes += len(value[2] or "")
+            self._cond.notify_all()
+
+    def _extract_early(self, page: Page) -> None:
+        """Start extracting ``page`` in the worker processes now: they extract the next batch
+        while the driver deduplicates, tags and writes this one (the extract stage claims it)."""
+        from pipelines import extractpool
+        from pipelines.process import extract_kwargs
+
+        pool = extractpool.get(self._workers)
+        if pool is None:
+            return
+        try:
+            extractpool.start_early(pool, extract_kwargs(page))
+        except Exception as exc:  # a broken pool: the extract stage extracts the page itself
+            log.debug("early extraction of %s not started: %s", page[0].id[:12], exc)
+
+    def take(self, stop: threading.Event, *, max_items: int = BATCH_MAX, max_wait: float = BATCH_WAIT) -> list[Page]:
+        """The next batch: waits until ``max_items`` pages are ready, no fetch is in flight, or the
+        first ready page has waited ``max_wait`` s (at most ``max_wait`` s for a first page)."""
+        give_up = time.monotonic() + max_wait
+        with self._cond:
+            while not stop.is_set() and self._inflight and len(self._ready) < max_items:
+                deadline = self._ready[0][0] + max_wait if self._ready else give_up
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self._cond.wait(min(left, 0.25))  # wake up now and then to see ``stop``
+            batch, self._ready = self._ready[:max_items], self._ready[max_items:]
+            self._ready_bytes = sum(len(page[2] or "") for _, page in self._ready)
+        return [page for _, page in batch]
+
+
+def _warm_up(extract_here: bool) -> None:
+    """Import the transforms (and load the language model when this process extracts) ahead of
+    the first batch: ~1 s of a fresh process's time that otherwise waits for the batch to fill."""
+    try:
+        import pipelines.dedupbeam  # noqa: F401 - datasketch, numpy, scipy
+        import pipelines.topicsbeam  # noqa: F401
+        from pipelines.process import ProcessPages  # noqa: F401
+
+        if extract_here:
+            from transforms.extract import extract_page
+            from transforms.language import detect_language
+
+            extract_page("<html><body><p>Pemerintah meresmikan jembatan baru.</p></body></html>")
+            detect_language("Pemerintah meresmikan jembatan baru.")
+    except Exception as exc:  # only a head start; the batch imports what it needs anyway
+        log.debug("warm-up: %s", exc)
 
 
 def canonical_id(link: str) -> tuple[str, str]:
@@ -81,16 +248,28 @@ def canonical_id(link: str) -> tuple[str, str]:
 
 
 class LocalDriver:
-    def __init__(self, cfg: Config, *, clock: Any = time.time) -> None:
+    """``workers``: extraction processes (1 extracts in this process; see ``pipelines/extractpool``)."""
+
+    def __init__(self, cfg: Config, *, clock: Any = time.time, workers: int = 1) -> None:
         self.cfg = cfg
         self.clock = clock
-        self.resources = Resources.from_config(cfg)
+        self.workers = workers
+        self.resources = Resources.from_config(cfg, extract_workers=workers)
         Path(cfg.store_dir).mkdir(parents=True, exist_ok=True)
         self.state = StateStore(self.resources.state_path)
         self.dedup = self.resources.dedup_store_factory()()
         from connectors.web import HttpClient
 
         self.http = HttpClient(cfg.fetch)
+        # article pages get their own client (own politeness slots), so feed polls never queue behind them
+        self.page_http = HttpClient(cfg.fetch)
+        self.prefetch = Prefetcher(self.page_http, self.state, max_attempts=cfg.max_attempts, workers=workers)
+        if workers >= 2:
+            from pipelines import extractpool
+
+            extractpool.warm_up(workers)  # worker processes start while the feeds are polled
+        # import what the first batch needs while the feeds are polled and the first pages fetched
+        threading.Thread(target=_warm_up, args=(workers <= 1,), daemon=True, name="warm-up").start()
         self.stop_event = threading.Event()
         self.one_shot = False  # backfill: polls once, so poll failures are not announced with a next try
         self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="poll")
@@ -178,34 +357,45 @@ class LocalDriver:
         report.acknowledged += len(acked)
 
     def process_pending(self, report: CycleReport) -> None:
-        items = self.state.due_pending(now=self.clock(), limit=MAX_ITEMS_PER_CYCLE)
-        if not items:
+        """Start fetching the due entries (up to the fetch-ahead bound) and process one batch of
+        fetched pages (see the module docstring for when a batch closes)."""
+        room = self.prefetch.room()
+        if room:
+            held = self.prefetch.held()
+            due = self.state.due_pending(now=self.clock(), limit=room + len(held))
+            self.prefetch.submit([item for item in due if item.id not in held][:room])
+        pages = self.prefetch.take(self.stop_event)
+        if not pages:
             return
         try:
-            acked = run_bounded(items, self.resources, self.state)
+            acked = run_bounded(pages, self.resources, self.state)
         except Exception as exc:
-            acked = self._isolate(items, exc, report)
-        report.processed += len(items)
+            acked = self._isolate(pages, exc, report)
+        report.processed += len(pages)
         report.acknowledged += len(acked)
 
-    def _isolate(self, items: Sequence[PendingItem], exc: Exception, report: CycleReport) -> list[str]:
-        """A cycle failed: run its entries one by one so one poisonous entry cannot block the rest.
+    def busy(self) -> bool:
+        """Pages are being fetched or wait to be processed."""
+        return self.prefetch.busy()
+
+    def _isolate(self, pages: Sequence[Page], exc: Exception, report: CycleReport) -> list[str]:
+        """A batch failed: run its pages one by one so one poisonous entry cannot block the rest.
 
         An entry that fails alone is deferred with backoff; after ``max_attempts`` it is
         quarantined (kept in the state store's ``failed`` table, counted and logged).
         """
         m = metrics.get()
-        log.error("cycle of %d entries failed (%s): isolating", len(items), _short(exc))
+        log.error("batch of %d entries failed (%s): isolating", len(pages), _short(exc))
         acked: list[str] = []
         failures: list[tuple[PendingItem, Exception]] = []
-        if len(items) == 1:
-            failures.append((items[0], exc))
+        if len(pages) == 1:
+            failures.append((pages[0][0], exc))
         else:
-            for item in items:
+            for page in pages:
                 try:
-                    acked += run_bounded([item], self.resources, self.state)
+                    acked += run_bounded([page], self.resources, self.state)
                 except Exception as single:
-                    failures.append((item, single))
+                    failures.append((page[0], single))
         for item, error in failures:
             self._give_up_or_defer(item, error, report)
             m.articles_failed.labels("pipeline", type(error).__name__).inc()
@@ -232,7 +422,7 @@ class LocalDriver:
             while not self.stop_event.is_set():
                 before = report.processed
                 self.process_pending(report)
-                if report.processed == before or not force_all:
+                if not force_all or (report.processed == before and not self.busy()):
                     break
             m.cycles.labels("ok").inc()
         except Exception as exc:  # one bad cycle must not kill a monitor that runs for months
@@ -248,9 +438,9 @@ class LocalDriver:
         now = self.clock()
         states = self._states
         idle = [f for f in self.feeds if f.id not in self._polling]
-        if any(f.id not in states for f in idle) or self.state.due_pending(now=now, limit=1):
+        if any(f.id not in states for f in idle) or self.prefetch.has_ready() or self._unfetched_due(now):
             return 0.0
-        cap = POLL_HARVEST_SECONDS if self._polling else IDLE_SLEEP_CAP
+        cap = POLL_HARVEST_SECONDS if self._polling or self.prefetch.busy() else IDLE_SLEEP_CAP
         return max(0.0, min([cap, *(states[f.id].next_poll_at - now for f in idle)]))
 
     def start_alerts(self) -> None:
@@ -264,6 +454,10 @@ class LocalDriver:
         self.alert_hook = self.resources.open_alert_hook()
         self.alert_sender = AlertSender(self.cfg.alerts, self.cfg.store_dir).start()
         metrics.get().article_alerts_enabled.set(1)
+
+    def _unfetched_due(self, now: float) -> bool:
+        held = self.prefetch.held()
+        return any(item.id not in held for item in self.state.due_pending(now=now, limit=len(held) + 1))
 
     def run_forever(self) -> None:
         log.info("newsmon: %d feeds, store %s", len(self.feeds), self.cfg.store_dir)
@@ -284,7 +478,12 @@ class LocalDriver:
             self.alert_sender.stop()
         if self.alert_hook is not None:
             self.alert_hook.close()
+        if self.workers >= 2:
+            from pipelines import extractpool
+
+            extractpool.shutdown()
         self.http.close()
+        self.page_http.close()
         self.dedup_close()
         self.state.close()
 

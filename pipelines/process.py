@@ -4,14 +4,18 @@
 
     'Fetch pages'      FetchPages        connectors/web: SSRF guard, caps, politeness;
                                          transient failures go to the 'retry' output
+    (``ProcessPages`` is everything below, for pages fetched elsewhere)
     'Extract'          ExtractArticles   transforms/extract: trafilatura -> Article, feed fallback
+                                         (in worker processes with ``extract_workers >= 2``)
     'Deduplicate'      DedupArticles     transforms/dedup against the dedup store
     'Tag topics'       TagTopics         transforms/topics rules
     'Write'            WriteToSink       outbox (local driver) -> sink -> ack
 
 Everything a DoFn needs is built in ``setup`` from picklable settings (:class:`Resources`),
 so no client, connection or large state is pickled into the graph, and nothing assumes
-the local runner. Metrics go to the process registry (``connectors.metrics.get()``).
+the local runner. The local driver fetches pages itself, ahead of processing (so the pages of
+the next batch download while this one is extracted) and applies ``ProcessPages`` to them.
+Metrics go to the process registry (``connectors.metrics.get()``).
 """
 
 from __future__ import annotations
@@ -36,6 +40,8 @@ from connectors import metrics
 from connectors.sink import Sink, SinkUnavailable
 from connectors.statestore import PendingItem, StateStore
 from pipelines.config import AlertsConfig, Config, ElasticsearchConfig, FetchConfig, from_environment
+from pipelines.dedupbeam import DedupArticles
+from pipelines.topicsbeam import TagTopics
 from transforms.records import Article, utcnow
 
 log = logging.getLogger(__name__)
@@ -56,9 +62,10 @@ class Resources:
     use_outbox: bool = True  # local driver: durable outbox in the state store
     alerts: AlertsConfig = AlertsConfig()  # article alerts (local driver only)
     send_alerts: bool = False  # False: remember announced stories without sending (backfill)
+    extract_workers: int = 1  # >= 2: extract pages in that many worker processes (pipelines/extractpool)
 
     @classmethod
-    def from_config(cls, cfg: Config, *, use_outbox: bool = True) -> Resources:
+    def from_config(cls, cfg: Config, *, use_outbox: bool = True, extract_workers: int = 1) -> Resources:
         es = cfg.elasticsearch
         if not use_outbox:
             # Distributed runners ship the pickled graph to workers and job servers: keep secrets
@@ -74,6 +81,7 @@ class Resources:
             max_attempts=cfg.max_attempts,
             use_outbox=use_outbox,
             alerts=cfg.alerts if use_outbox else AlertsConfig(),
+            extract_workers=extract_workers,
         )
 
     @property
@@ -218,7 +226,7 @@ class FetchPages(beam.DoFn):
         inflight, self._inflight = self._inflight, []
         for future, window, timestamp in inflight:
             tag, value = future.result()
-            wv = WindowedValue(value, timestamp, [window])
+            wv = WindowedValue(value, timestamp, (window,))
             yield pvalue.TaggedOutput(RETRY, wv) if tag == RETRY else wv
 
     def teardown(self) -> None:
@@ -226,32 +234,94 @@ class FetchPages(beam.DoFn):
             self._client.close()
 
 
+def extract_kwargs(element: tuple[PendingItem, str, str | None]) -> dict[str, Any]:
+    item, final_url, html = element
+    return dict(entry=item.entry, article_id=item.id, canonical_url=item.canonical_url, final_url=final_url,
+                html=html, first_seen=item.entry.fetched_at)
+
+
+def extract_inline(element: tuple[PendingItem, str, str | None]) -> tuple[Article, float, str | None]:
+    """``build_article`` in this process: (article, seconds, error or None); never raises."""
+    from pipelines.extractpool import build
+
+    return build(extract_kwargs(element))
+
+
+def _count_extracted(article: Article, seconds: float, error: str | None) -> None:
+    from transforms.records import EXTRACTION_FEED_FALLBACK
+
+    m = metrics.get()
+    if error is not None:
+        log.warning("extraction of %s failed (%s): using the feed's text", article.id[:12], error)
+        m.articles_extracted.labels("error").inc()
+    m.articles_extracted.labels("feed_fallback" if article.extraction == EXTRACTION_FEED_FALLBACK else "ok").inc()
+    m.stage_seconds.labels("extract").observe(seconds)
+
+
 class ExtractArticles(beam.DoFn):
-    """(item, final_url, html) -> Article (falls back to the feed's title/summary)."""
+    """(item, final_url, html) -> Article (falls back to the feed's title/summary).
 
-    def process(self, element: tuple[PendingItem, str, str | None]) -> Iterator[Article]:
-        from transforms.extract import build_article
-        from transforms.records import EXTRACTION_FEED_FALLBACK
+    With ``workers >= 2`` the pages of a bundle are extracted concurrently in the process's
+    extraction pool (:mod:`pipelines.extractpool`) and emitted, in input order, at the end of
+    the bundle; otherwise each page is extracted here. Either way the same ``build_article``
+    runs on the same input, so the output does not depend on the number of workers.
+    """
 
-        item, final_url, html = element
-        m = metrics.get()
-        start = time.monotonic()
-        kwargs = dict(
-            entry=item.entry,
-            article_id=item.id,
-            canonical_url=item.canonical_url,
-            final_url=final_url,
-            first_seen=item.entry.fetched_at,
-        )
-        try:
-            article = build_article(html=html, **kwargs)
-        except Exception as exc:  # hostile page: never lose the entry
-            log.warning("extraction of %s failed (%s): using the feed's text", item.id[:12], exc)
-            m.articles_extracted.labels("error").inc()
-            article = build_article(html=None, **kwargs)
-        m.articles_extracted.labels("feed_fallback" if article.extraction == EXTRACTION_FEED_FALLBACK else "ok").inc()
-        m.stage_seconds.labels("extract").observe(time.monotonic() - start)
+    def __init__(self, workers: int = 1) -> None:
+        self._workers = workers
+        self._inflight: list[tuple[tuple[PendingItem, str, str | None], Future[Any], Any, Any]] = []
+
+    def start_bundle(self) -> None:
+        self._inflight = []
+
+    def process(
+        self,
+        element: tuple[PendingItem, str, str | None],
+        window: Any = beam.DoFn.WindowParam,
+        timestamp: Any = beam.DoFn.TimestampParam,
+    ) -> Iterator[Article]:
+        from concurrent.futures.process import BrokenProcessPool
+
+        from pipelines import extractpool
+
+        pool = extractpool.get(self._workers)
+        if pool is not None:
+            kwargs = extract_kwargs(element)
+            try:
+                future = extractpool.claim(kwargs) or extractpool.submit(pool, kwargs)
+                self._inflight.append((element, future, window, timestamp))
+                return
+            except BrokenProcessPool:  # a worker died earlier: this page here, a new pool next time
+                extractpool.discard(pool)
+        article, seconds, error = extract_inline(element)
+        _count_extracted(article, seconds, error)
         yield article
+
+    def finish_bundle(self) -> Iterator[Any]:
+        from apache_beam.utils.windowed_value import WindowedValue
+
+        inflight, self._inflight = self._inflight, []
+        for element, future, window, timestamp in inflight:
+            yield WindowedValue(_result(element, future), timestamp, (window,))
+
+
+def _result(element: tuple[PendingItem, str, str | None], future: Future[Any]) -> Article:
+    """The worker's article; if the worker died, the entry is built from its feed text here."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    from pipelines import extractpool
+
+    try:
+        article, seconds, error = future.result()
+    except BrokenProcessPool as exc:
+        pool = getattr(future, "_newsmon_pool", None)
+        if pool is not None:
+            extractpool.discard(pool)
+        item, final_url, _ = element
+        article, seconds, _ = extract_inline((item, final_url, None))
+        error = f"extraction worker died ({exc})"
+    _count_extracted(article, seconds, error)
+    return article
 
 
 class DeferRetries(beam.DoFn):
@@ -384,6 +454,29 @@ def write_batch(
     return done
 
 
+def _after_fetch(pages: beam.PCollection, res: Resources) -> beam.PCollection:
+    """extract -> deduplicate -> tag -> write, applied in the caller's scope (the step names
+    stay ``Process/Extract``... in both composites)."""
+    return (
+        pages
+        | "Extract" >> beam.ParDo(ExtractArticles(res.extract_workers))
+        | "Deduplicate" >> DedupArticles(res.dedup_store_factory(), window_days=res.dedup_window_days)
+        | "Tag topics" >> TagTopics(res.topics_dir)
+        | "Write" >> beam.ParDo(WriteToSinkFn(res))
+    )
+
+
+class ProcessPages(beam.PTransform):
+    """(item, final_url, html | None) -> extract -> deduplicate -> tag -> write; returns acknowledged ids."""
+
+    def __init__(self, resources: Resources) -> None:
+        super().__init__()
+        self._res = resources
+
+    def expand(self, pages: beam.PCollection) -> beam.PCollection:
+        return _after_fetch(pages, self._res)
+
+
 class ProcessArticles(beam.PTransform):
     """fetch -> extract -> deduplicate -> tag -> write; returns acknowledged ids."""
 
@@ -392,23 +485,14 @@ class ProcessArticles(beam.PTransform):
         self._res = resources
 
     def expand(self, items: beam.PCollection) -> beam.PCollection:
-        from pipelines.dedupbeam import DedupArticles
-        from pipelines.topicsbeam import TagTopics
-
         fetched = items | "Fetch pages" >> beam.ParDo(FetchPages(self._res)).with_outputs(RETRY, main="pages")
         _ = fetched[RETRY] | "Defer retries" >> beam.ParDo(DeferRetries(self._res))
-        return (
-            fetched["pages"]
-            | "Extract" >> beam.ParDo(ExtractArticles())
-            | "Deduplicate"
-            >> DedupArticles(self._res.dedup_store_factory(), window_days=self._res.dedup_window_days)
-            | "Tag topics" >> TagTopics(self._res.topics_dir)
-            | "Write" >> beam.ParDo(WriteToSinkFn(self._res))
-        )
+        return _after_fetch(fetched["pages"], self._res)
 
 
 __all__ = [
     "ProcessArticles",
+    "ProcessPages",
     "Resources",
     "FetchPages",
     "ExtractArticles",

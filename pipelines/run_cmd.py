@@ -89,7 +89,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     lock = StoreLock.acquire(cfg.store_dir, command="run")  # one writer per store; the holder is named
     try:
-        driver = LocalDriver(cfg)
+        driver = LocalDriver(cfg, workers=extract_workers(args))
         metrics_url = start_metrics(cfg, sink="elasticsearch" if cfg.elasticsearch.enabled else "localindex")
     except BaseException:
         lock.release()
@@ -174,7 +174,7 @@ def _backfill(cfg: Config, args: argparse.Namespace) -> int:
 
     m = metrics.get()
     before = _backfill_counters(m)
-    driver = LocalDriver(cfg)
+    driver = LocalDriver(cfg, workers=extract_workers(args))
     driver.one_shot = True
     report = CycleReport()
     try:
@@ -195,7 +195,7 @@ def _backfill(cfg: Config, args: argparse.Namespace) -> int:
                 done_before = report.processed
                 driver.process_pending(report)
                 bar.update(report.processed - done_before)
-                if report.processed == done_before:
+                if report.processed == done_before and not driver.busy():
                     break
         left = driver.state.unfinished(limit=BACKFILL_LIST_LIMIT)
         counts = driver.state.counts()
@@ -310,6 +310,23 @@ def cmd_feeds_check(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
+# -- extraction processes ----------------------------------------------------------------------
+def add_workers_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--workers", type=int, metavar="N",
+                   help="processes that extract pages (default: one per CPU core; 1 = in the main process)")
+
+
+def extract_workers(args: argparse.Namespace) -> int:
+    from pipelines.extractpool import default_workers
+
+    workers = getattr(args, "workers", None)
+    if workers is None:
+        return default_workers()
+    if workers < 1:
+        raise SystemExit(f"newsmon: --workers must be at least 1, got {workers}")
+    return workers
+
+
 # -- registration ------------------------------------------------------------------------------
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser("run", help="poll feeds and process articles until stopped")
@@ -321,6 +338,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--metrics-port", type=port_number, help="metrics port (default 9464; 0: any free port)")
     p.add_argument("--runner", help="FnApiRunner (default, local driver) or PrismRunner|FlinkRunner|DataflowRunner; "
                    "other Beam options are passed through")
+    add_workers_option(p)
     p.set_defaults(func=cmd_run, accepts_extra=True, default_verbosity=1)
 
     p = subparsers.add_parser("backfill", help="process feeds and/or URLs once (batch), then exit")
@@ -329,6 +347,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--allow-host", action="append", default=[], metavar="HOST")
     p.add_argument("--topics-dir")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_workers_option(p)
     p.set_defaults(func=cmd_backfill)
 
     feeds = subparsers.add_parser("feeds", help="feed tools")

@@ -119,3 +119,20 @@ def test_shared_headlines_are_indonesian() -> None:
     assert len(codes) > 20000
     # measured 99.8 % on all 101,038 titles; the rest are mostly English song titles and Malaysia stories
     assert codes.count("id") / len(codes) >= 0.99
+
+
+def test_bounded_prefix_is_as_accurate_as_the_whole_text(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The model reads a bounded prefix (speed); on real bodies it must not label fewer as Indonesian
+    than the model reading the whole text (title + body, as extraction calls it)."""
+    import transforms.language as language
+
+    rows = _corpus("articles.jsonl.gz")[::3]
+    texts = [f"{row.get('title') or ''}\n{row['text']}" for row in rows]
+    bounded = [detect_language(text)[0] for text in texts]
+    monkeypatch.setattr(language, "_MODEL_CHARS", 10**9)
+    monkeypatch.setattr(language, "_CUE_CHARS", 10**9)
+    whole = [detect_language(text)[0] for text in texts]
+    assert len(texts) > 1900
+    assert bounded.count("id") >= whole.count("id"), (bounded.count("id"), whole.count("id"))
+    agree = sum(a == b for a, b in zip(bounded, whole, strict=True)) / len(texts)
+    assert agree >= 0.998, agree

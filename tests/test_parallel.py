@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry
 
+from connectors import metrics
 from connectors.localindex import LocalIndex
-from pipelines import extractpool, metrics
+from pipelines import extractpool
 from pipelines.config import Config, FeedConfig, FetchConfig
 from pipelines.local import LocalDriver
 from tests.localserver import LocalServer

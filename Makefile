@@ -21,6 +21,7 @@ run: $(STAMP)
 
 test: $(STAMP)
 	bash .ci/install-prometheus.sh
+	bash .ci/prism.sh
 	$(VENV)/bin/ruff check pipelines connectors transforms tests bench
 	$(VENV)/bin/python -m pytest -ra $(ARGS)
 

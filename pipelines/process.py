@@ -282,17 +282,26 @@ class WriteToSinkFn(beam.DoFn):
 
     def start_bundle(self) -> None:
         self._buffer = []
+        self._windows: dict[str, tuple[Any, Any]] = {}
 
-    def process(self, article: Article) -> Iterator[str]:
+    def process(
+        self, article: Article, window: Any = beam.DoFn.WindowParam, timestamp: Any = beam.DoFn.TimestampParam
+    ) -> Iterator[str]:
         self._buffer.append(article)
+        self._windows[article.id] = (window, timestamp)
         if len(self._buffer) >= self._batch_size:
             yield from self._flush()
+            self._windows = {}
 
     def finish_bundle(self) -> Iterator[Any]:
-        from apache_beam.transforms.window import GlobalWindows
+        # Acknowledged ids go out in their article's own window: on a streaming runner the
+        # PCollection is in fixed windows, and a GlobalWindow there breaks the window coder.
+        from apache_beam.utils.windowed_value import WindowedValue
 
+        windows, self._windows = self._windows, {}
         for article_id in self._flush():
-            yield GlobalWindows.windowed_value(article_id)
+            window, timestamp = windows[article_id]
+            yield WindowedValue(article_id, timestamp, [window])
 
     def _flush(self) -> Iterable[str]:
         batch, self._buffer = self._buffer, []

@@ -12,14 +12,21 @@ re-writes the same ``_id`` instead of creating a duplicate. There is no outbox h
 runner's checkpointing retries failed bundles. Dedup and feed state live in the stores of
 ``Resources`` (a shared store when workers are distributed: see README, "Scale-out").
 
-This cannot run on our offline machines (Prism downloads its binary; Flink/Dataflow need a
-cluster): tests build and inspect the graph only.
+On Prism the SDK worker runs inside this process (Beam's default LOOPBACK environment for
+Prism), so the launcher's metrics exporter already serves every DoFn's metrics.
+:func:`run_until_stopped` runs the job until a stop signal, cancels it and leaves no runner
+process behind. ``tests/test_streaming_e2e.py`` runs it on a real Prism (``.ci/prism.sh``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import os
+import threading
 from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
 
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
@@ -27,7 +34,7 @@ from apache_beam.transforms import window
 
 from connectors.statestore import PendingItem
 from pipelines import metrics
-from pipelines.config import Config
+from pipelines.config import Config, FeedConfig
 from pipelines.process import ProcessArticles, Resources
 from transforms.records import FeedEntry
 
@@ -67,7 +74,28 @@ class AcceptEntries(beam.DoFn):
             close()
 
 
-def build_streaming_pipeline(cfg: Config, beam_args: Sequence[str], *, tick_seconds: float = 10.0) -> beam.Pipeline:
+MIN_TICK_SECONDS = 1.0
+MAX_TICK_SECONDS = 10.0
+
+
+def effective_feeds(cfg: Config) -> list[FeedConfig]:
+    """Enabled feeds; ``--poll-interval`` pins every feed's interval bounds (as the local driver does)."""
+    feeds = list(cfg.enabled_feeds)
+    if cfg.poll_interval is not None:
+        fixed = cfg.poll_interval
+        feeds = [dataclasses.replace(f, min_interval=fixed, max_interval=fixed) for f in feeds]
+    return feeds
+
+
+def tick_for(feeds: Sequence[FeedConfig]) -> float:
+    """Seconds between two looks at which feeds are due: the shortest feed interval, within [1, 10]."""
+    shortest = min((f.min_interval for f in feeds), default=MAX_TICK_SECONDS)
+    return max(MIN_TICK_SECONDS, min(MAX_TICK_SECONDS, shortest))
+
+
+def build_streaming_pipeline(
+    cfg: Config, beam_args: Sequence[str], *, tick_seconds: float | None = None
+) -> beam.Pipeline:
     """Build (not run) the streaming pipeline for ``--runner`` given in ``beam_args``."""
     from connectors.rss import ReadFromRss
 
@@ -75,16 +103,113 @@ def build_streaming_pipeline(cfg: Config, beam_args: Sequence[str], *, tick_seco
     runner = options.view_as(StandardOptions).runner
     if runner not in STREAMING_RUNNERS:
         raise ValueError(f"--runner={runner} is not a streaming runner; use one of {', '.join(STREAMING_RUNNERS)}")
+    feeds = effective_feeds(cfg)
+    if not feeds:
+        raise ValueError("no feeds configured (use --feed URL or a config file)")
+    tick = tick_seconds if tick_seconds is not None else tick_for(feeds)
     options.view_as(StandardOptions).streaming = True
     resources = Resources.from_config(cfg, use_outbox=False)
     state_factory = resources.open_state
     pipeline = beam.Pipeline(options=options)
     _ = (
         pipeline
-        | "Read feeds" >> ReadFromRss(cfg.enabled_feeds, cfg.fetch, state_factory, tick_seconds=tick_seconds)
+        | "Read feeds" >> ReadFromRss(feeds, cfg.fetch, state_factory, tick_seconds=tick)
         | "Accept new URLs" >> beam.ParDo(AcceptEntries(resources))
-        | "Micro-batch windows" >> beam.WindowInto(window.FixedWindows(tick_seconds))
+        | "Micro-batch windows" >> beam.WindowInto(window.FixedWindows(tick))
         | "Spread work" >> beam.Reshuffle()
         | "Process" >> ProcessArticles(resources)
     )
     return pipeline
+
+
+def worker_runs_in_this_process(pipeline: beam.Pipeline) -> bool:
+    """True when the SDK worker is this process (LOOPBACK: Prism's default, or asked for)."""
+    from apache_beam.options.pipeline_options import PortableOptions
+
+    runner = pipeline.options.view_as(StandardOptions).runner
+    env_type = pipeline.options.view_as(PortableOptions).environment_type
+    return (env_type or ("LOOPBACK" if runner == "PrismRunner" else "")).upper() == "LOOPBACK"
+
+
+class JobFailed(RuntimeError):
+    """The runner reported the job failed (its last error message is the text)."""
+
+
+def run_until_stopped(
+    pipeline: beam.Pipeline, stop: threading.Event, *, cancel_timeout: float = 4.0
+) -> str:
+    """Submit ``pipeline``, wait until the job ends or ``stop`` is set, then cancel it.
+
+    Returns ``"stopped"`` (we cancelled it) or the runner's terminal state name; raises
+    :class:`JobFailed` with one line of explanation when the job fails.
+    """
+    result = pipeline.run()
+    outcome: dict[str, Any] = {}
+
+    def wait() -> None:
+        try:
+            outcome["state"] = str(result.wait_until_finish())
+        except BaseException as exc:  # noqa: BLE001 - reported to the caller below
+            outcome["error"] = exc
+
+    waiter = threading.Thread(target=wait, name="job-waiter", daemon=True)
+    waiter.start()
+    while waiter.is_alive() and not stop.wait(0.5):
+        pass
+    if stop.is_set():
+        quiet_shutdown()
+        canceller = threading.Thread(target=_cancel_quietly, args=(result,), name="job-cancel", daemon=True)
+        canceller.start()
+        canceller.join(cancel_timeout)
+        return "stopped"
+    if "error" in outcome:
+        raise JobFailed(_one_line(outcome["error"])) from None
+    return outcome.get("state", "UNKNOWN")
+
+
+def quiet_shutdown() -> None:
+    """Once we are stopping, the runner closes its gRPC streams under Beam's worker threads, which
+    then die with tracebacks that say nothing useful to an operator: log those at debug level."""
+    for name in ("apache_beam.runners.worker", "apache_beam.runners.portability"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+
+    def hook(args: threading.ExceptHookArgs) -> None:
+        log.debug("thread %s ended during shutdown: %s", getattr(args.thread, "name", "?"), args.exc_value)
+
+    threading.excepthook = hook
+
+
+def _cancel_quietly(result: Any) -> None:
+    try:
+        result.cancel()
+    except Exception as exc:  # noqa: BLE001 - the runner may already be gone
+        log.debug("cancel: %s", exc)
+
+
+def _one_line(exc: BaseException) -> str:
+    """The useful line of a runner failure (Beam's messages carry whole worker tracebacks)."""
+    text = str(exc).strip()
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    errors = [ln for ln in lines if "Error:" in ln or "Exception:" in ln]
+    return (errors[-1] if errors else lines[0] if lines else type(exc).__name__)[:500]
+
+
+def kill_own_children() -> None:
+    """SIGKILL this process's direct children (the runner subprocess), by pid; Linux only.
+
+    Used only by the stop watchdog right before a hard exit, so no Prism is left orphaned.
+    """
+    import signal
+
+    pids: set[int] = set()
+    for task in Path(f"/proc/{os.getpid()}/task").glob("*"):
+        try:
+            pids.update(int(p) for p in (task / "children").read_text().split())
+        except (OSError, ValueError):
+            continue
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+

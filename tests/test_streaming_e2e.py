@@ -1,0 +1,168 @@
+"""End to end on a real Beam runner: `newsmon run --runner PrismRunner` against a local news site.
+
+Prism is Beam's Go runner, built at the version of the installed apache-beam by `.ci/prism.sh`
+(which `make test` runs first; this module runs it too and it is instant once cached) and
+given to newsmon with `--prism_location`, so nothing is downloaded at run time. The five
+seed articles are served from `../shared/seeds`; the test skips when they are absent.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.e2e import REPO, env, search, start_run, stop, wait_for
+from tests.localserver import LocalServer
+from tests.newssite import NewsSite, seed_stories
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+POLL = 1.0  # --poll-interval given to newsmon (start_run)
+
+
+@pytest.fixture(scope="session")
+def prism_binary() -> str:
+    """The Prism binary: $NEWSMON_TEST_PRISM, else built (or found in .cache/) by .ci/prism.sh."""
+    given = os.environ.get("NEWSMON_TEST_PRISM")
+    if given:
+        assert Path(given).is_file(), f"NEWSMON_TEST_PRISM={given} is not a file"
+        return given
+    out = subprocess.run(["bash", str(REPO / ".ci" / "prism.sh")], cwd=REPO, capture_output=True, text=True,
+                         timeout=1800, check=False)
+    if out.returncode == 2:  # the script's "cannot build here" code: no Go toolchain / no apache-beam
+        pytest.skip(f"cannot build Prism: {out.stderr.strip().splitlines()[-1]}")
+    assert out.returncode == 0, f".ci/prism.sh failed:\n{out.stderr[-3000:]}"
+    return out.stdout.strip().splitlines()[-1]
+
+
+@pytest.fixture()
+def seeds() -> list[tuple[str, list[str]]]:
+    stories = seed_stories()
+    if len(stories) < 5:
+        pytest.skip("../shared/seeds absent: the streaming end-to-end test serves the five seed articles")
+    return stories
+
+
+def children_of(pid: int) -> set[int]:
+    out: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            out.update(int(p) for p in (task / "children").read_text().split())
+        except (OSError, ValueError):
+            continue
+    return out
+
+
+def alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+@pytest.fixture()
+def runs(tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
+    """Starts `newsmon run` processes; any still running at the end is killed (by pid)."""
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def start(*args: object, **kwargs: object) -> subprocess.Popen[bytes]:
+        proc = start_run(*args, **kwargs)  # type: ignore[arg-type]
+        procs.append(proc)
+        return proc
+
+    yield start
+    for proc in procs:
+        if proc.poll() is None:
+            for child in children_of(proc.pid):
+                os.kill(child, signal.SIGKILL)
+            proc.kill()
+            proc.wait()
+
+
+def page_fetches(server: LocalServer) -> int:
+    return sum(1 for r in server.requests if r.path.startswith("/berita/"))
+
+
+def feed_polls(server: LocalServer) -> int:
+    return sum(1 for r in server.requests if r.path == "/rss.xml")
+
+
+def test_prism_streams_seeds_new_items_and_copies_and_stops_cleanly(
+    tmp_path: Path, seeds: list[tuple[str, list[str]]], prism_binary: str,
+    runs: Callable[..., subprocess.Popen[bytes]],
+) -> None:
+    store = tmp_path / "store"
+    environ = env()
+    runner = ("--runner", "PrismRunner", f"--prism_location={prism_binary}")
+    with LocalServer() as server:
+        site = NewsSite(server)
+        for title, paras in seeds[:4]:
+            site.publish(title, paras)
+        log1 = tmp_path / "run1.log"
+        proc = runs(store, [site.feed_url], *runner, log_path=log1, environ=environ)
+        try:
+            started = time.monotonic()
+            hits = wait_for(lambda: (h := search(store, "putin", environ=environ)) and len(h) >= 4 and h,
+                            timeout=180, what="the first four seeds to be searchable")
+            print(f"\nfirst four seeds searchable {time.monotonic() - started:.1f}s after start (Prism start-up included)")
+            assert {h["url"] for h in hits} == {site.url_of(s) for s in site.stories}
+            for h in hits:
+                assert h["title"] and h["published"] and h["source"], h
+                assert "russia-dprk" in h["topics"], h
+                assert h["duplicate_of"] is None, h
+
+            # an item added to the feed while the job runs
+            title, paras = seeds[4]
+            published_at = time.monotonic()
+            fifth = site.publish(title, paras)
+            found = wait_for(lambda: [h for h in search(store, "Stoltenberg", environ=environ)
+                                      if h["url"] == site.url_of(fifth)],
+                             timeout=15 * POLL + 15, what="the new item to be searchable")
+            latency = time.monotonic() - published_at
+            print(f"new item searchable {latency:.1f}s after it appeared in the feed (poll interval {POLL:.0f}s)")
+            assert set(found[0]["topics"]) == {"russia-dprk", "nato-reaction"}, found[0]
+
+            # the same story published again under a second URL
+            original = site.stories[0]
+            copy = site.publish(original.title, original.paragraphs, slug="salinan-" + original.slug)
+            copies = wait_for(lambda: [h for h in search(store, "putin", environ=environ, all_=True)
+                                       if h["url"] == site.url_of(copy)],
+                              timeout=15 * POLL + 15, what="the copy to be indexed")
+            original_id = next(h["id"] for h in hits if h["url"] == site.url_of(original))
+            assert copies[0]["duplicate_of"] == original_id, copies[0]
+            visible = search(store, "putin", environ=environ)
+            assert site.url_of(copy) not in {h["url"] for h in visible}, "a duplicate is shown by default"
+            assert proc.poll() is None, "newsmon exited on its own:\n" + log1.read_text(errors="replace")[-3000:]
+            runner_pids = children_of(proc.pid)
+            assert runner_pids, "no Prism subprocess found under newsmon"
+        finally:
+            took = stop(proc, signal.SIGTERM, timeout=10)
+        log = log1.read_text(errors="replace")
+        print(f"stopped {took:.1f}s after SIGTERM")
+        assert proc.returncode == 0, log[-3000:]
+        assert "Traceback" not in log, log[-5000:]
+        assert "newsmon: stopped" in log, log[-3000:]
+        assert not [pid for pid in runner_pids if alive(pid)], "the Prism subprocess outlived newsmon"
+        all_before = {h["id"] for h in search(store, "putin", environ=environ, all_=True)}
+        assert len(all_before) == 6
+
+        # a restart fetches nothing again and indexes nothing twice
+        fetched_before, polls_before = page_fetches(server), feed_polls(server)
+        log2 = tmp_path / "run2.log"
+        proc = runs(store, [site.feed_url], *runner, log_path=log2, environ=environ)
+        try:
+            wait_for(lambda: feed_polls(server) >= polls_before + 3, timeout=120, what="three polls after restart")
+            assert proc.poll() is None, log2.read_text(errors="replace")[-3000:]
+        finally:
+            stop(proc, signal.SIGINT, timeout=10)
+        assert proc.returncode == 0, log2.read_text(errors="replace")[-3000:]
+        assert page_fetches(server) == fetched_before
+        after = search(store, "putin", environ=environ, all_=True)
+        assert len(after) == 6 and {h["id"] for h in after} == all_before

@@ -21,9 +21,10 @@ run: $(STAMP)
 
 test: $(STAMP)
 	bash .ci/install-prometheus.sh
+	bash .ci/opensearch.sh
 	bash .ci/prism.sh
 	$(VENV)/bin/ruff check pipelines connectors transforms tests bench
-	$(VENV)/bin/python -m pytest -ra $(ARGS)
+	NEWSMON_REQUIRE_OPENSEARCH=1 $(VENV)/bin/python -m pytest -ra $(ARGS)
 
 # The same contract tests against a real cluster: NEWSMON_TEST_ES_URL=https://... make test-live
 test-live: $(STAMP)

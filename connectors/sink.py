@@ -34,6 +34,7 @@ class WriteResult:
     retry: tuple[str, ...] = ()  # ids that failed transiently: keep and send again later
     dead_lettered: tuple[str, ...] = ()  # ids rejected permanently (kept in the dead-letter store)
     errors: dict[str, str] = field(default_factory=dict)  # id -> reason, for retry/dead_lettered
+    updated: tuple[str, ...] = ()  # subset of acknowledged that replaced a stored document
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +66,7 @@ class SearchHit:
 
 
 class Sink(Protocol):
-    name: str  # "localindex" | "elasticsearch": the metrics label
+    name: str  # "localindex" | "elasticsearch" | "opensearch": the metrics label
 
     def write(self, articles: Sequence[Article]) -> WriteResult: ...
 

@@ -55,6 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     setup_logging(max(args.verbose, getattr(args, "default_verbosity", 0)))
+    from connectors.sink import SinkError
     from pipelines.config import ConfigError
 
     try:
@@ -62,6 +63,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"newsmon: configuration error: {exc}", file=sys.stderr)
         return 2
+    except SinkError as exc:  # search engine down, refusing, or misconfigured: one line, not a traceback
+        print(f"newsmon: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 

@@ -58,6 +58,7 @@ class FetchConfig:
 class ElasticsearchConfig:
     urls: tuple[str, ...] = ()
     index_prefix: str = "newsmon"
+    engine: str = "elasticsearch"  # or "opensearch" (the opensearch-py client); same index design
     api_key: str | None = field(default=None, repr=False)
     username: str | None = None
     password: str | None = field(default=None, repr=False)
@@ -191,6 +192,8 @@ def parse_config(raw: Any, *, source: str, base: Config | None = None) -> Config
             if secret in es:
                 raise ConfigError(source, f"elasticsearch.{secret}", "secrets come from the environment only")
         changes["elasticsearch"] = _parse_section(source, "elasticsearch", es, cfg.elasticsearch)
+        if changes["elasticsearch"].engine not in ("elasticsearch", "opensearch"):
+            raise ConfigError(source, "elasticsearch.engine", f"must be elasticsearch or opensearch, got {changes['elasticsearch'].engine!r}")
     if "metrics" in raw:
         m = raw["metrics"] or {}
         if not isinstance(m, Mapping) or set(m) - {"host", "port"}:
@@ -273,6 +276,9 @@ def from_environment(cfg: Config, env: Mapping[str, str]) -> Config:
             es_changes[key] = env[var]
     if env.get("NEWSMON_ES_VERIFY_CERTS", "").lower() in ("0", "false", "no"):
         es_changes["verify_certs"] = False
+    if env.get("NEWSMON_OPENSEARCH_URL"):  # OpenSearch: same settings, the opensearch-py client
+        es_changes["urls"] = tuple(u.strip() for u in env["NEWSMON_OPENSEARCH_URL"].split(",") if u.strip())
+        es_changes["engine"] = "opensearch"
     changes: dict[str, Any] = {}
     if es_changes:
         changes["elasticsearch"] = dataclasses.replace(es, **es_changes)

@@ -8,6 +8,7 @@ refused or could not be reached (message on stderr, secrets redacted), 2 configu
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -27,7 +28,9 @@ def _store_dir(args: argparse.Namespace, cfg: Config) -> Path:
 def _need_es(cfg: Config) -> None:
     if not cfg.elasticsearch.enabled:
         raise ConfigError(
-            "environment", "NEWSMON_ES_URL", "set it (or elasticsearch.urls in the config file)"
+            "environment",
+            "NEWSMON_ES_URL",
+            "set it, or NEWSMON_OPENSEARCH_URL for OpenSearch (or elasticsearch.urls in the config file)",
         )
 
 
@@ -37,8 +40,11 @@ def setup_elasticsearch_cmd(args: argparse.Namespace) -> int:
 
     cfg = _config(args)
     _need_es(cfg)
+    es = cfg.elasticsearch
+    if getattr(args, "setup_command", None) == "opensearch" and es.engine != "opensearch":
+        es = dataclasses.replace(es, engine="opensearch")
     try:
-        for line in setup_elasticsearch(cfg.elasticsearch):
+        for line in setup_elasticsearch(es):
             print(line)
     except SinkError as exc:
         print(f"newsmon: {exc}", file=sys.stderr)
@@ -143,12 +149,16 @@ def register(subparsers: Any) -> None:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--config", help="config file (default: $NEWSMON_CONFIG or the shipped defaults)")
 
-    setup = subparsers.add_parser("setup", help="install Elasticsearch templates or Kibana objects")
+    setup = subparsers.add_parser("setup", help="install Elasticsearch/OpenSearch templates or Kibana objects")
     setup_sub = setup.add_subparsers(dest="setup_command", metavar="TARGET", required=True)
     es = setup_sub.add_parser(
         "elasticsearch", parents=[common], help="install the index template (idempotent)"
     )
     es.set_defaults(func=setup_elasticsearch_cmd)
+    os_ = setup_sub.add_parser(
+        "opensearch", parents=[common], help="the same for OpenSearch (NEWSMON_OPENSEARCH_URL or elasticsearch.engine)"
+    )
+    os_.set_defaults(func=setup_elasticsearch_cmd)
     kb = setup_sub.add_parser(
         "kibana", parents=[common], help="import the data view, saved searches and dashboard"
     )

@@ -350,8 +350,10 @@ def write_batch(sink: Sink, batch: list[Article], state: StateStore | None) -> l
             state.outbox_failed(result.retry, error="; ".join(sorted(set(result.errors.values())))[:500])
     now = utcnow()
     by_id = {a.id: a for a in batch}
+    updated = set(result.updated)
     for article_id in result.acknowledged:
-        m.articles_indexed.labels(sink.name, "indexed").inc()
+        # this function is the one owner of newsmon_articles_indexed_total (sinks only report)
+        m.articles_indexed.labels(sink.name, "updated" if article_id in updated else "indexed").inc()
         article = by_id.get(article_id)
         if article is None:
             continue

@@ -54,6 +54,9 @@ class Resources:
     dedup_window_days: float
     max_attempts: int
     use_outbox: bool = True  # local driver: durable outbox in the state store
+    # None: the Elasticsearch dedup store when distributed (no outbox) and writing to a cluster.
+    # The streaming driver sets False when every DoFn runs in its own process (Prism LOOPBACK).
+    shared_dedup: bool | None = None
 
     @classmethod
     def from_config(cls, cfg: Config, *, use_outbox: bool = True) -> Resources:
@@ -83,7 +86,8 @@ class Resources:
     def dedup_store_factory(self) -> Callable[[], Any]:
         """SQLite on local disk for the local driver; Elasticsearch, shared by every worker, for a
         distributed runner writing to Elasticsearch."""
-        if not self.use_outbox and self.elasticsearch.enabled:
+        shared = self.shared_dedup if self.shared_dedup is not None else not self.use_outbox
+        if shared and self.elasticsearch.enabled:
             from connectors.esdedupstore import ElasticsearchDedupStoreFactory
 
             return ElasticsearchDedupStoreFactory(self.elasticsearch, window_days=self.dedup_window_days)

@@ -138,7 +138,7 @@ def run_streaming(cfg: Config, args: argparse.Namespace) -> int:
         print(f"newsmon: {exc}", file=sys.stderr)
         return 2
     start_metrics(cfg, sink="elasticsearch" if cfg.elasticsearch.enabled else "localindex")
-    if streaming.worker_runs_in_this_process(pipeline):
+    if streaming.worker_runs_in_this_process(pipeline.options):
         # The SDK worker is this process: the exporter above already serves its metrics, so
         # its DoFns must not start a second one (nor one at all with --metrics-port 0).
         os.environ["NEWSMON_METRICS_PORT"] = "0"

@@ -109,6 +109,16 @@ def build_streaming_pipeline(
     tick = tick_seconds if tick_seconds is not None else tick_for(feeds)
     options.view_as(StandardOptions).streaming = True
     resources = Resources.from_config(cfg, use_outbox=False)
+    if worker_runs_in_this_process(options):
+        # One worker process (Prism's LOOPBACK): the on-disk SQLite dedup store is shared by
+        # every DoFn already and survives restarts; no need to keep dedup state in the cluster.
+        resources = dataclasses.replace(resources, shared_dedup=False)
+    elif resources.elasticsearch.enabled and resources.elasticsearch.engine != "elasticsearch":
+        raise ValueError(
+            f"--runner={runner} with workers in other processes needs the shared dedup store, which exists "
+            f"for Elasticsearch only (engine {resources.elasticsearch.engine!r}); run Prism with its default "
+            "LOOPBACK environment, or write to Elasticsearch"
+        )
     state_factory = resources.open_state
     pipeline = beam.Pipeline(options=options)
     _ = (
@@ -122,12 +132,12 @@ def build_streaming_pipeline(
     return pipeline
 
 
-def worker_runs_in_this_process(pipeline: beam.Pipeline) -> bool:
+def worker_runs_in_this_process(options: PipelineOptions) -> bool:
     """True when the SDK worker is this process (LOOPBACK: Prism's default, or asked for)."""
     from apache_beam.options.pipeline_options import PortableOptions
 
-    runner = pipeline.options.view_as(StandardOptions).runner
-    env_type = pipeline.options.view_as(PortableOptions).environment_type
+    runner = options.view_as(StandardOptions).runner
+    env_type = options.view_as(PortableOptions).environment_type
     return (env_type or ("LOOPBACK" if runner == "PrismRunner" else "")).upper() == "LOOPBACK"
 
 

@@ -2,18 +2,25 @@
 
 Prism is Beam's Go runner, built at the version of the installed apache-beam by `.ci/prism.sh`
 (which `make test` runs first; this module runs it too and it is instant once cached) and
-given to newsmon with `--prism_location`, so nothing is downloaded at run time. The five
-seed articles are served from `../shared/seeds`; the test skips when they are absent.
+given to newsmon with `--prism_location`, so nothing is downloaded at run time. The sink is
+the real OpenSearch test node (tests/opensearchnode.py, through `NEWSMON_OPENSEARCH_URL`) or the
+embedded index. The five seed articles are served from `../shared/seeds`; the test skips when
+they are absent.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import time
+import urllib.error
+import urllib.request
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -47,6 +54,37 @@ def seeds() -> list[tuple[str, list[str]]]:
     if len(stories) < 5:
         pytest.skip("../shared/seeds absent: the streaming end-to-end test serves the five seed articles")
     return stories
+
+
+def node_call(url: str, method: str = "GET") -> Any:
+    """Straight to the node (no client under test), for cleanup and assertions."""
+    req = urllib.request.Request(url, method=method)
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:  # noqa: S310 - local test node
+            return json.loads(resp.read() or b"null")
+    except urllib.error.HTTPError as exc:
+        return json.loads(exc.read() or b"null")
+
+
+@pytest.fixture(params=["opensearch", "localindex"])
+def sink_env(request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
+    """Environment for newsmon: the real OpenSearch node (own index prefix) or the embedded index."""
+    if request.param == "localindex":
+        yield env()
+        return
+    url = request.getfixturevalue("opensearch_url")
+    prefix = f"nmprism-{uuid.uuid4().hex[:10]}"
+    yield env(NEWSMON_OPENSEARCH_URL=url, NEWSMON_ES_INDEX=prefix)
+    node_call(f"{url}/{prefix}-*?allow_no_indices=true&ignore_unavailable=true&expand_wildcards=all", "DELETE")
+    node_call(f"{url}/_index_template/{prefix}-articles", "DELETE")
+
+
+def opensearch_documents(environ: dict[str, str]) -> list[dict[str, Any]]:
+    """Every article document under the test's prefix, as the node has it (all monthly indices)."""
+    url, prefix = environ["NEWSMON_OPENSEARCH_URL"], environ["NEWSMON_ES_INDEX"]
+    node_call(f"{url}/{prefix}-articles-*/_refresh?allow_no_indices=true", "POST")
+    resp = node_call(f"{url}/{prefix}-articles-*/_search?allow_no_indices=true&size=1000")
+    return list((resp or {}).get("hits", {}).get("hits", []))
 
 
 def children_of(pid: int) -> set[int]:
@@ -86,6 +124,13 @@ def runs(tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
             proc.wait()
 
 
+def still_running(proc: subprocess.Popen[bytes], log: Path) -> bool:
+    """Fails the test at once, with the log's tail, if newsmon has exited."""
+    if proc.poll() is not None:
+        raise AssertionError(f"newsmon exited ({proc.returncode}):\n" + log.read_text(errors="replace")[-4000:])
+    return True
+
+
 def page_fetches(server: LocalServer) -> int:
     return sum(1 for r in server.requests if r.path.startswith("/berita/"))
 
@@ -96,10 +141,10 @@ def feed_polls(server: LocalServer) -> int:
 
 def test_prism_streams_seeds_new_items_and_copies_and_stops_cleanly(
     tmp_path: Path, seeds: list[tuple[str, list[str]]], prism_binary: str,
-    runs: Callable[..., subprocess.Popen[bytes]],
+    runs: Callable[..., subprocess.Popen[bytes]], sink_env: dict[str, str],
 ) -> None:
     store = tmp_path / "store"
-    environ = env()
+    environ = sink_env
     runner = ("--runner", "PrismRunner", f"--prism_location={prism_binary}")
     with LocalServer() as server:
         site = NewsSite(server)
@@ -109,7 +154,8 @@ def test_prism_streams_seeds_new_items_and_copies_and_stops_cleanly(
         proc = runs(store, [site.feed_url], *runner, log_path=log1, environ=environ)
         try:
             started = time.monotonic()
-            hits = wait_for(lambda: (h := search(store, "putin", environ=environ)) and len(h) >= 4 and h,
+            hits = wait_for(lambda: still_running(proc, log1) and (h := search(store, "putin", environ=environ))
+                            and len(h) >= 4 and h,
                             timeout=180, what="the first four seeds to be searchable")
             print(f"\nfirst four seeds searchable {time.monotonic() - started:.1f}s after start (Prism start-up included)")
             assert {h["url"] for h in hits} == {site.url_of(s) for s in site.stories}
@@ -122,7 +168,7 @@ def test_prism_streams_seeds_new_items_and_copies_and_stops_cleanly(
             title, paras = seeds[4]
             published_at = time.monotonic()
             fifth = site.publish(title, paras)
-            found = wait_for(lambda: [h for h in search(store, "Stoltenberg", environ=environ)
+            found = wait_for(lambda: still_running(proc, log1) and [h for h in search(store, "Stoltenberg", environ=environ)
                                       if h["url"] == site.url_of(fifth)],
                              timeout=15 * POLL + 15, what="the new item to be searchable")
             latency = time.monotonic() - published_at
@@ -132,7 +178,7 @@ def test_prism_streams_seeds_new_items_and_copies_and_stops_cleanly(
             # the same story published again under a second URL
             original = site.stories[0]
             copy = site.publish(original.title, original.paragraphs, slug="salinan-" + original.slug)
-            copies = wait_for(lambda: [h for h in search(store, "putin", environ=environ, all_=True)
+            copies = wait_for(lambda: still_running(proc, log1) and [h for h in search(store, "putin", environ=environ, all_=True)
                                        if h["url"] == site.url_of(copy)],
                               timeout=15 * POLL + 15, what="the copy to be indexed")
             original_id = next(h["id"] for h in hits if h["url"] == site.url_of(original))
@@ -158,7 +204,7 @@ def test_prism_streams_seeds_new_items_and_copies_and_stops_cleanly(
         log2 = tmp_path / "run2.log"
         proc = runs(store, [site.feed_url], *runner, log_path=log2, environ=environ)
         try:
-            wait_for(lambda: feed_polls(server) >= polls_before + 3, timeout=120, what="three polls after restart")
+            wait_for(lambda: still_running(proc, log2) and feed_polls(server) >= polls_before + 3, timeout=120, what="three polls after restart")
             assert proc.poll() is None, log2.read_text(errors="replace")[-3000:]
         finally:
             stop(proc, signal.SIGINT, timeout=10)
@@ -166,3 +212,9 @@ def test_prism_streams_seeds_new_items_and_copies_and_stops_cleanly(
         assert page_fetches(server) == fetched_before
         after = search(store, "putin", environ=environ, all_=True)
         assert len(after) == 6 and {h["id"] for h in after} == all_before
+        if "NEWSMON_OPENSEARCH_URL" in environ:  # one document per article across the monthly indices
+            docs = opensearch_documents(environ)
+            assert sorted(d["_id"] for d in docs) == sorted(all_before), [d["_index"] for d in docs]
+            by_id = {d["_id"]: d["_source"] for d in docs}
+            syndicated = by_id[original_id].get("also_published_at") or []
+            assert [s["url"] for s in syndicated] == [site.url_of(copy)], syndicated

@@ -269,6 +269,9 @@ class DeferRetries(beam.DoFn):
             self._state.close()
 
 
+SINK_PATIENCE_SECONDS = 600.0  # streaming runners: how long a bundle waits for the sink to come back
+
+
 class WriteToSinkFn(beam.DoFn):
     """Buffers articles; at the end of a bundle: outbox -> sink.write -> ack. Emits acknowledged ids."""
 
@@ -314,13 +317,27 @@ class WriteToSinkFn(beam.DoFn):
         if self._state is not None:
             self._state.to_outbox(batch)
             return write_batch(self._sink, batch, self._state)
-        # No outbox (streaming runners): fail the bundle so the runner retries it. Safe: the
+        # No outbox (streaming runners). Prism fails the whole job on a bundle error (it does not
+        # retry bundles), so first wait here for the sink to come back, with backoff, for up to
+        # SINK_PATIENCE_SECONDS; only then fail the bundle (Flink/Dataflow retry it). Safe: the
         # sink is idempotent on Article.id, so what was already written is not duplicated.
-        acked = write_batch(self._sink, batch, None)
-        if len(acked) < len(batch):
-            missing = len(batch) - len(acked)
-            raise SinkUnavailable(f"{missing} of {len(batch)} articles not acknowledged; the bundle will be retried")
-        return acked
+        acked: list[str] = []
+        remaining = batch
+        deadline = time.monotonic() + SINK_PATIENCE_SECONDS
+        pause = 1.0
+        while True:
+            done = set(write_batch(self._sink, remaining, None))
+            acked += [a.id for a in remaining if a.id in done]
+            remaining = [a for a in remaining if a.id not in done]
+            if not remaining:
+                return acked
+            if time.monotonic() + pause > deadline:
+                raise SinkUnavailable(
+                    f"{len(remaining)} of {len(batch)} articles not acknowledged after "
+                    f"{SINK_PATIENCE_SECONDS:.0f}s; the bundle will be retried")
+            log.warning("sink %s: %d articles waiting; trying again in %.0fs", self._sink.name, len(remaining), pause)
+            time.sleep(pause)
+            pause = min(30.0, pause * 2)
 
     def teardown(self) -> None:
         if self._sink is not None:

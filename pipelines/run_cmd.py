@@ -142,6 +142,8 @@ def run_streaming(cfg: Config, args: argparse.Namespace) -> int:
         # The SDK worker is this process: the exporter above already serves its metrics, so
         # its DoFns must not start a second one (nor one at all with --metrics-port 0).
         os.environ["NEWSMON_METRICS_PORT"] = "0"
+    if getattr(args, "verbose", 0) < 2:
+        streaming.shorten_tracebacks()
     stop = threading.Event()
     install_streaming_stop_handlers(stop)
     print(f"newsmon: streaming {len(streaming.effective_feeds(cfg))} feeds on {args.runner} into "

@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import re
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -93,6 +94,23 @@ def tick_for(feeds: Sequence[FeedConfig]) -> float:
     return max(MIN_TICK_SECONDS, min(MAX_TICK_SECONDS, shortest))
 
 
+def streaming_resources(cfg: Config, options: PipelineOptions) -> Resources:
+    """What the DoFns open: no outbox, no secrets; the dedup store chosen by where workers run."""
+    resources = Resources.from_config(cfg, use_outbox=False)
+    if worker_runs_in_this_process(options):
+        # One worker process (Prism's LOOPBACK): the on-disk SQLite dedup store is shared by
+        # every DoFn already and survives restarts; no need to keep dedup state in the cluster.
+        return dataclasses.replace(resources, shared_dedup=False)
+    if resources.elasticsearch.enabled and resources.elasticsearch.engine != "elasticsearch":
+        runner = options.view_as(StandardOptions).runner
+        raise ValueError(
+            f"--runner={runner} with workers in other processes needs the shared dedup store, which exists "
+            f"for Elasticsearch only (engine {resources.elasticsearch.engine!r}); run Prism with its default "
+            "LOOPBACK environment, or write to Elasticsearch"
+        )
+    return resources
+
+
 def build_streaming_pipeline(
     cfg: Config, beam_args: Sequence[str], *, tick_seconds: float | None = None
 ) -> beam.Pipeline:
@@ -108,17 +126,7 @@ def build_streaming_pipeline(
         raise ValueError("no feeds configured (use --feed URL or a config file)")
     tick = tick_seconds if tick_seconds is not None else tick_for(feeds)
     options.view_as(StandardOptions).streaming = True
-    resources = Resources.from_config(cfg, use_outbox=False)
-    if worker_runs_in_this_process(options):
-        # One worker process (Prism's LOOPBACK): the on-disk SQLite dedup store is shared by
-        # every DoFn already and survives restarts; no need to keep dedup state in the cluster.
-        resources = dataclasses.replace(resources, shared_dedup=False)
-    elif resources.elasticsearch.enabled and resources.elasticsearch.engine != "elasticsearch":
-        raise ValueError(
-            f"--runner={runner} with workers in other processes needs the shared dedup store, which exists "
-            f"for Elasticsearch only (engine {resources.elasticsearch.engine!r}); run Prism with its default "
-            "LOOPBACK environment, or write to Elasticsearch"
-        )
+    resources = streaming_resources(cfg, options)
     state_factory = resources.open_state
     pipeline = beam.Pipeline(options=options)
     _ = (
@@ -196,12 +204,40 @@ def _cancel_quietly(result: Any) -> None:
         log.debug("cancel: %s", exc)
 
 
+_EXCEPTION_LINE = re.compile(r"^(?:[a-z_][\w]*\.)*[A-Z]\w*: \S")
+
+
 def _one_line(exc: BaseException) -> str:
-    """The useful line of a runner failure (Beam's messages carry whole worker tracebacks)."""
-    text = str(exc).strip()
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    errors = [ln for ln in lines if "Error:" in ln or "Exception:" in ln]
+    """The useful line of a runner failure (Beam's messages carry whole worker tracebacks):
+    the last ``package.module.SomeError: message`` line, else the first line."""
+    lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
+    errors = [ln for ln in lines if _EXCEPTION_LINE.match(ln)]
     return (errors[-1] if errors else lines[0] if lines else type(exc).__name__)[:500]
+
+
+class ShortTracebacks(logging.Filter):
+    """Keeps Beam's and Prism's error records to their first line (no worker tracebacks on the
+    console); ``-vv`` shows them whole. The cause still reaches the operator in newsmon's own
+    one-line message."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name.startswith("newsmon") or record.name.startswith("pipelines"):
+            return True
+        text = record.getMessage()
+        if record.exc_info or "Traceback (most recent call last)" in text:
+            head = text.split("Traceback (most recent call last)", 1)[0].strip() or "worker error"
+            cause = [ln.strip() for ln in text.splitlines() if _EXCEPTION_LINE.match(ln.strip())]
+            record.msg = head.splitlines()[0][:300] + (f" ({cause[-1][:300]})" if cause else "")
+            record.args = ()
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+def shorten_tracebacks() -> None:
+    """Install :class:`ShortTracebacks` on the root logger's handlers."""
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(ShortTracebacks())
 
 
 def kill_own_children() -> None:

@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e import REPO, env, search, start_run, stop, wait_for
+from tests.e2e import REPO, env, newsmon_cmd, search, start_run, stop, wait_for
 from tests.localserver import LocalServer
 from tests.newssite import NewsSite, seed_stories
 
@@ -74,9 +74,17 @@ def sink_env(request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
         return
     url = request.getfixturevalue("opensearch_url")
     prefix = f"nmprism-{uuid.uuid4().hex[:10]}"
-    yield env(NEWSMON_OPENSEARCH_URL=url, NEWSMON_ES_INDEX=prefix)
+    environ = env(NEWSMON_OPENSEARCH_URL=url, NEWSMON_ES_INDEX=prefix)
+    setup_opensearch(environ)
+    yield environ
     node_call(f"{url}/{prefix}-*?allow_no_indices=true&ignore_unavailable=true&expand_wildcards=all", "DELETE")
     node_call(f"{url}/_index_template/{prefix}-articles", "DELETE")
+
+
+def setup_opensearch(environ: dict[str, str]) -> None:
+    """`newsmon setup opensearch`, as an operator runs it before the first `run`."""
+    out = subprocess.run(newsmon_cmd("setup", "opensearch"), cwd=REPO, env=environ, capture_output=True, timeout=120)
+    assert out.returncode == 0, out.stderr.decode()
 
 
 def opensearch_documents(environ: dict[str, str]) -> list[dict[str, Any]]:
@@ -218,3 +226,43 @@ def test_prism_streams_seeds_new_items_and_copies_and_stops_cleanly(
             by_id = {d["_id"]: d["_source"] for d in docs}
             syndicated = by_id[original_id].get("also_published_at") or []
             assert [s["url"] for s in syndicated] == [site.url_of(copy)], syndicated
+
+
+def test_prism_job_survives_a_search_engine_outage(
+    tmp_path: Path, seeds: list[tuple[str, list[str]]], prism_binary: str, opensearch_url: str,
+    runs: Callable[..., subprocess.Popen[bytes]],
+) -> None:
+    """Prism fails a whole job on one bundle error: bulk writes refused for ~20 s must not kill it."""
+    from tests.faultserver import FaultProxy
+
+    store = tmp_path / "store"
+    prefix = f"nmprism-{uuid.uuid4().hex[:10]}"
+    runner = ("--runner", "PrismRunner", f"--prism_location={prism_binary}")
+    with FaultProxy(opensearch_url, elasticsearch=False) as proxy, LocalServer() as server:
+        environ = env(NEWSMON_OPENSEARCH_URL=proxy.url, NEWSMON_ES_INDEX=prefix)
+        try:
+            setup_opensearch(environ)
+            site = NewsSite(server)
+            site.publish(*seeds[0])
+            log = tmp_path / "run.log"
+            proc = runs(store, [site.feed_url], *runner, log_path=log, environ=environ)
+            try:
+                wait_for(lambda: still_running(proc, log) and search(store, "putin", environ=environ),
+                         timeout=180, what="the first seed to be searchable")
+                # the engine refuses every bulk request for a while: more than the sink's own retries
+                proxy.faults.fail_requests(503, times=8, path="_bulk")
+                second = site.publish(*seeds[1])
+                wait_for(lambda: still_running(proc, log) and [h for h in search(store, "putin", environ=environ)
+                                                               if h["url"] == site.url_of(second)],
+                         timeout=120, what="the article written during the outage to be searchable")
+                refused = [r for r in proxy.requests_to("_bulk")]
+                assert len(refused) >= 9, f"only {len(refused)} bulk requests: the outage was not exercised"
+                assert "articles waiting" in log.read_text(errors="replace")
+            finally:
+                stop(proc, signal.SIGTERM, timeout=10)
+            assert proc.returncode == 0, log.read_text(errors="replace")[-3000:]
+            assert "Traceback" not in log.read_text(errors="replace")
+        finally:
+            node_call(f"{opensearch_url}/{prefix}-*?allow_no_indices=true&ignore_unavailable=true&expand_wildcards=all",
+                      "DELETE")
+            node_call(f"{opensearch_url}/_index_template/{prefix}-articles", "DELETE")

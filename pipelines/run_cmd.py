@@ -155,7 +155,9 @@ def run_streaming(cfg: Config, args: argparse.Namespace) -> int:
         print(f"newsmon: the {args.runner} job failed: {exc}", file=sys.stderr, flush=True)
         return 1
     except Exception as exc:  # noqa: BLE001 - e.g. the runner could not start: one line, not a traceback
-        print(f"newsmon: could not run on {args.runner}: {type(exc).__name__}: {str(exc).strip()[:500]}",
+        hint = ("; without internet give a Prism binary with --prism_location=PATH (README: "
+                "\"The streaming driver on Prism\")" if "prism" in str(exc).lower() else "")
+        print(f"newsmon: could not run on {args.runner}: {type(exc).__name__}: {str(exc).strip()[:500]}{hint}",
               file=sys.stderr, flush=True)
         return 1
     if outcome != "stopped":

@@ -266,3 +266,15 @@ def test_prism_job_survives_a_search_engine_outage(
             node_call(f"{opensearch_url}/{prefix}-*?allow_no_indices=true&ignore_unavailable=true&expand_wildcards=all",
                       "DELETE")
             node_call(f"{opensearch_url}/_index_template/{prefix}-articles", "DELETE")
+
+
+def test_a_missing_prism_binary_is_one_line_and_exit_1(tmp_path: Path) -> None:
+    out = subprocess.run(
+        newsmon_cmd("run", "--store", str(tmp_path / "store"), "--metrics-port", "0", "--feed", "http://127.0.0.1:9/rss.xml",
+                    "--runner", "PrismRunner", f"--prism_location={tmp_path / 'no-such-prism'}"),
+        cwd=REPO, env=env(), capture_output=True, text=True, timeout=120,
+    )
+    assert out.returncode == 1, out.stderr
+    assert "Traceback" not in out.stderr, out.stderr
+    last = out.stderr.strip().splitlines()[-1]
+    assert last.startswith("newsmon: could not run on PrismRunner:") and "--prism_location=PATH" in last, out.stderr

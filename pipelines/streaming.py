@@ -1,16 +1,20 @@
 """The streaming driver: the same ``ProcessArticles`` behind a polling source, for runners with
 real streaming (Prism, Flink, Dataflow).
 
-    ReadFromRss (PeriodicImpulse -> poll due feeds) -> 'Accept new URLs' -> Reshuffle
-        -> ProcessArticles (fetch, extract, dedup, tag, write)
+    Read feeds (PeriodicImpulse -> poll due feeds -> accept new URLs) -> fixed windows of one tick
+        -> Reshuffle -> ProcessArticles (fetch, extract, dedup, tag, write) [-> Forget written]
 
 Entries are put in fixed windows of one tick, so the per-window grouping inside
 ``DedupArticles`` (copies that arrive together are compared with each other) closes at the end
 of each window under the default trigger. Ids are fixed (canonical URL -> ``Article.id``)
-*before* the Reshuffle, so a retried bundle
-re-writes the same ``_id`` instead of creating a duplicate. There is no outbox here: the
-runner's checkpointing retries failed bundles. Dedup and feed state live in the stores of
-``Resources`` (a shared store when workers are distributed: see README, "Scale-out").
+*before* the Reshuffle, so a re-run re-writes the same ``_id`` instead of creating a duplicate.
+
+When the SDK worker is this process (Prism's default LOOPBACK environment) every DoFn shares the
+state store of ``--store``, so the source keeps the local driver's protocol: a feed's new state
+and its accepted entries are committed together to the ``pending`` queue, and an entry leaves
+it only once the sink has acknowledged it (:class:`PollAndQueue`, :class:`ForgetWritten`).
+With workers in other processes (Flink, Dataflow) the source polls and accepts only: feed state
+is saved before the entries travel on, so an entry can be lost if the job dies in between.
 
 On Prism the SDK worker runs inside this process (Beam's default LOOPBACK environment for
 Prism), so the launcher's metrics exporter already serves every DoFn's metrics.
@@ -25,6 +29,7 @@ import logging
 import os
 import re
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -36,7 +41,7 @@ from apache_beam.transforms import window
 from connectors.statestore import PendingItem
 from pipelines import metrics
 from pipelines.config import Config, FeedConfig
-from pipelines.process import ProcessArticles, Resources
+from pipelines.process import ProcessArticles, Resources, retry_delay
 from transforms.records import FeedEntry
 
 log = logging.getLogger(__name__)
@@ -111,6 +116,130 @@ def streaming_resources(cfg: Config, options: PipelineOptions) -> Resources:
     return resources
 
 
+class PollAndQueue(beam.DoFn):
+    """On each tick: poll the due feeds; commit each feed's new state together with its new
+    entries to the ``pending`` queue of the state store (one transaction, as the local driver
+    does); then emit the due pending entries, each under a lease.
+
+    An entry leaves ``pending`` only when the sink has acknowledged it (:class:`ForgetWritten`).
+    If the job dies first, or its page fetch failed transiently, the lease runs out and the
+    entry is emitted again (``attempts`` + 1, the lease growing with each attempt): nothing
+    accepted is lost, and a re-run is harmless because dedup decisions and sink writes are
+    idempotent per article id. Used when the SDK worker is this process (one state store).
+    """
+
+    def __init__(self, feeds: Sequence[FeedConfig], resources: Resources, *, lease_seconds: float,
+                 batch_limit: int = 500) -> None:
+        self._feeds = tuple(feeds)
+        self._res = resources
+        self._lease = lease_seconds
+        self._limit = batch_limit
+        self._http: Any = None
+        self._state: Any = None
+        self._dedup: Any = None
+
+    def setup(self) -> None:
+        from connectors.web import HttpClient
+
+        self._http = HttpClient(self._res.fetch)
+        self._state = self._res.open_state()
+        self._dedup = self._res.dedup_store_factory()()
+
+    def process(self, _tick: Any) -> Iterator[PendingItem]:
+        from connectors.rss import due, poll_feed
+
+        now = time.time()
+        ours = {f.id for f in self._feeds}
+        states = {k: v for k, v in self._state.all_feed_states().items() if k in ours}
+        for feed in due(states, self._feeds, now):
+            result = poll_feed(self._http, feed, states.get(feed.id), now=now)
+            self._state.commit_poll(result.state, self._accept(result.entries))
+        for item in self._state.due_pending(now=now, limit=self._limit):
+            lease = max(self._lease, retry_delay(item.attempts + 1))
+            self._state.defer(item.id, error="in the pipeline", retry_at=now + lease)
+            yield item
+
+    def _accept(self, entries: Sequence[FeedEntry]) -> list[PendingItem]:
+        """New entries whose canonical URL is not known yet (URL duplicates counted)."""
+        from pipelines.local import canonical_id
+
+        m = metrics.get()
+        items: dict[str, PendingItem] = {}
+        for entry in entries:
+            try:
+                canonical, aid = canonical_id(entry.link)
+            except Exception as exc:  # a junk link must not stop the feed
+                log.warning("feed %s: unusable link %r: %s", entry.feed_id, entry.link[:200], exc)
+                m.articles_failed.labels("accept", "bad_url").inc()
+                continue
+            if aid in items or self._state.is_known(aid) or self._dedup.lookup(aid) is not None:
+                m.duplicates.labels("url").inc()
+                continue
+            m.articles_seen.labels(entry.feed_id).inc()
+            items[aid] = PendingItem(id=aid, canonical_url=canonical, entry=entry, attempts=0)
+        return list(items.values())
+
+    def teardown(self) -> None:
+        for thing in (self._http, self._state, self._dedup):
+            close = getattr(thing, "close", None)
+            if close is not None:
+                close()
+
+
+class ForgetWritten(beam.DoFn):
+    """Acknowledged article ids -> removed from the ``pending`` queue (end of each bundle)."""
+
+    def __init__(self, resources: Resources) -> None:
+        self._res = resources
+        self._state: Any = None
+        self._ids: list[str] = []
+
+    def setup(self) -> None:
+        self._state = self._res.open_state()
+
+    def start_bundle(self) -> None:
+        self._ids = []
+
+    def process(self, article_id: str) -> None:
+        self._ids.append(article_id)
+
+    def finish_bundle(self) -> None:
+        ids, self._ids = self._ids, []
+        if ids:
+            self._state.forget_pending(ids)
+
+    def teardown(self) -> None:
+        if self._state is not None:
+            self._state.close()
+
+
+class ReadQueued(beam.PTransform):
+    """Source of the in-process streaming driver: a tick every ``tick_seconds`` -> :class:`PollAndQueue`."""
+
+    def __init__(self, feeds: Sequence[FeedConfig], resources: Resources, *, tick_seconds: float,
+                 lease_seconds: float) -> None:
+        super().__init__()
+        self._feeds = tuple(feeds)
+        self._res = resources
+        self._tick = tick_seconds
+        self._lease = lease_seconds
+
+    def expand(self, pbegin: Any) -> Any:
+        from apache_beam.transforms.periodicsequence import PeriodicImpulse
+
+        return (
+            pbegin
+            | "Tick" >> PeriodicImpulse(fire_interval=self._tick, apply_windowing=False)
+            | "Poll, accept and queue" >> beam.ParDo(PollAndQueue(self._feeds, self._res, lease_seconds=self._lease))
+        )
+
+
+def lease_for(cfg: Config, tick: float) -> float:
+    """How long an emitted entry is left alone before it is emitted again: longer than a page
+    fetch can take (twice the whole-request deadline) plus a few windows."""
+    return 2 * cfg.fetch.timeout + 3 * tick + 10.0
+
+
 def build_streaming_pipeline(
     cfg: Config, beam_args: Sequence[str], *, tick_seconds: float | None = None
 ) -> beam.Pipeline:
@@ -127,16 +256,26 @@ def build_streaming_pipeline(
     tick = tick_seconds if tick_seconds is not None else tick_for(feeds)
     options.view_as(StandardOptions).streaming = True
     resources = streaming_resources(cfg, options)
-    state_factory = resources.open_state
     pipeline = beam.Pipeline(options=options)
-    _ = (
-        pipeline
-        | "Read feeds" >> ReadFromRss(feeds, cfg.fetch, state_factory, tick_seconds=tick)
-        | "Accept new URLs" >> beam.ParDo(AcceptEntries(resources))
+    if worker_runs_in_this_process(options):
+        # one state store for every DoFn: the durable pending queue, as in the local driver
+        items = pipeline | "Read feeds" >> ReadQueued(feeds, resources, tick_seconds=tick,
+                                                       lease_seconds=lease_for(cfg, tick))
+    else:
+        # workers elsewhere each have their own disk: poll and accept only (at most once)
+        items = (
+            pipeline
+            | "Read feeds" >> ReadFromRss(feeds, cfg.fetch, resources.open_state, tick_seconds=tick)
+            | "Accept new URLs" >> beam.ParDo(AcceptEntries(resources))
+        )
+    written = (
+        items
         | "Micro-batch windows" >> beam.WindowInto(window.FixedWindows(tick))
         | "Spread work" >> beam.Reshuffle()
         | "Process" >> ProcessArticles(resources)
     )
+    if worker_runs_in_this_process(options):
+        _ = written | "Forget written" >> beam.ParDo(ForgetWritten(resources))
     return pipeline
 
 

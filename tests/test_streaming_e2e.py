@@ -278,3 +278,63 @@ def test_a_missing_prism_binary_is_one_line_and_exit_1(tmp_path: Path) -> None:
     assert "Traceback" not in out.stderr, out.stderr
     last = out.stderr.strip().splitlines()[-1]
     assert last.startswith("newsmon: could not run on PrismRunner:") and "--prism_location=PATH" in last, out.stderr
+
+
+def test_prism_retries_a_failing_page_and_loses_nothing_to_kill_9(
+    tmp_path: Path, seeds: list[tuple[str, list[str]]], prism_binary: str,
+    runs: Callable[..., subprocess.Popen[bytes]],
+) -> None:
+    """A page that answers 503 once is fetched again; an entry in flight when newsmon is killed
+    (kill -9, Prism with it) is processed after the restart. Entries leave the state store's
+    pending queue only when the sink has acknowledged them."""
+    from tests.localserver import Request, Route
+    from tests.newssite import article_page
+
+    store = tmp_path / "store"
+    config = tmp_path / "newsmon.yaml"
+    config.write_text("fetch: {timeout: 5}\n")  # lease before re-emission: 2 x 5 + 3 x 1 + 10 = 23 s
+    runner = ("--config", str(config), "--runner", "PrismRunner", f"--prism_location={prism_binary}")
+    environ = env()
+    with LocalServer() as server:
+        site = NewsSite(server)
+        site.publish(*seeds[0])
+        flaky = site.publish(*seeds[1])
+        page = Route(body=article_page(flaky, site.name).encode(), headers={"Content-Type": "text/html; charset=utf-8"})
+        calls: list[float] = []
+
+        def once_503(_request: Request) -> Route:
+            calls.append(time.monotonic())
+            return Route(status=503, headers={"Retry-After": "1"}) if len(calls) == 1 else page
+
+        server.route(f"/berita/{flaky.slug}", once_503)
+        log1 = tmp_path / "run1.log"
+        proc = runs(store, [site.feed_url], *runner, log_path=log1, environ=environ)
+        try:
+            hits = wait_for(lambda: still_running(proc, log1) and [h for h in search(store, "putin", environ=environ)
+                                                                   if h["url"] == site.url_of(flaky)],
+                            timeout=180, what="the page that failed once to be indexed from its page")
+            assert len(calls) == 2, calls
+            assert hits[0]["title"] == flaky.title
+            # an entry whose page is slow is in flight when newsmon and Prism are killed
+            slow = site.publish(*seeds[2])
+            server.route(f"/berita/{slow.slug}", Route(body=article_page(slow, site.name).encode(), delay=3.0,
+                                                       headers={"Content-Type": "text/html; charset=utf-8"}))
+            wait_for(lambda: still_running(proc, log1) and any(r.path == f"/berita/{slow.slug}" for r in server.requests),
+                     timeout=60, what="the slow page to be requested")
+        finally:
+            for child in children_of(proc.pid):
+                os.kill(child, signal.SIGKILL)
+            proc.kill()
+            proc.wait()
+        assert site.url_of(slow) not in {h["url"] for h in search(store, "putin", environ=environ, all_=True)}
+        log2 = tmp_path / "run2.log"
+        proc = runs(store, [site.feed_url], *runner, log_path=log2, environ=environ)
+        try:
+            wait_for(lambda: still_running(proc, log2) and [h for h in search(store, "putin", environ=environ)
+                                                            if h["url"] == site.url_of(slow)],
+                     timeout=120, what="the entry in flight at kill -9 to be indexed after the restart")
+        finally:
+            stop(proc, signal.SIGTERM, timeout=10)
+        assert proc.returncode == 0, log2.read_text(errors="replace")[-3000:]
+        everything = search(store, "putin", environ=environ, all_=True)
+        assert sorted(h["url"] for h in everything) == sorted(site.url_of(s) for s in site.stories)

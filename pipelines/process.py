@@ -57,6 +57,8 @@ class Resources:
     # None: the Elasticsearch dedup store when distributed (no outbox) and writing to a cluster.
     # The streaming driver sets False when every DoFn runs in its own process (Prism LOOPBACK).
     shared_dedup: bool | None = None
+    # No outbox: how long a bundle waits for the sink to come back before failing (streaming sets it).
+    sink_patience: float = 0.0
 
     @classmethod
     def from_config(cls, cfg: Config, *, use_outbox: bool = True) -> Resources:
@@ -269,9 +271,6 @@ class DeferRetries(beam.DoFn):
             self._state.close()
 
 
-SINK_PATIENCE_SECONDS = 600.0  # streaming runners: how long a bundle waits for the sink to come back
-
-
 class WriteToSinkFn(beam.DoFn):
     """Buffers articles; at the end of a bundle: outbox -> sink.write -> ack. Emits acknowledged ids."""
 
@@ -319,11 +318,11 @@ class WriteToSinkFn(beam.DoFn):
             return write_batch(self._sink, batch, self._state)
         # No outbox (streaming runners). Prism fails the whole job on a bundle error (it does not
         # retry bundles), so first wait here for the sink to come back, with backoff, for up to
-        # SINK_PATIENCE_SECONDS; only then fail the bundle (Flink/Dataflow retry it). Safe: the
+        # Resources.sink_patience; only then fail the bundle (Flink/Dataflow retry it). Safe: the
         # sink is idempotent on Article.id, so what was already written is not duplicated.
         acked: list[str] = []
         remaining = batch
-        deadline = time.monotonic() + SINK_PATIENCE_SECONDS
+        deadline = time.monotonic() + self._res.sink_patience
         pause = 1.0
         while True:
             done = set(write_batch(self._sink, remaining, None))
@@ -334,7 +333,7 @@ class WriteToSinkFn(beam.DoFn):
             if time.monotonic() + pause > deadline:
                 raise SinkUnavailable(
                     f"{len(remaining)} of {len(batch)} articles not acknowledged after "
-                    f"{SINK_PATIENCE_SECONDS:.0f}s; the bundle will be retried")
+                    f"{self._res.sink_patience:.0f}s; the bundle will be retried")
             log.warning("sink %s: %d articles waiting; trying again in %.0fs", self._sink.name, len(remaining), pause)
             time.sleep(pause)
             pause = min(30.0, pause * 2)

@@ -99,9 +99,12 @@ def tick_for(feeds: Sequence[FeedConfig]) -> float:
     return max(MIN_TICK_SECONDS, min(MAX_TICK_SECONDS, shortest))
 
 
+SINK_PATIENCE_SECONDS = 600.0  # how long a write waits for the sink to come back (Prism fails the job otherwise)
+
+
 def streaming_resources(cfg: Config, options: PipelineOptions) -> Resources:
     """What the DoFns open: no outbox, no secrets; the dedup store chosen by where workers run."""
-    resources = Resources.from_config(cfg, use_outbox=False)
+    resources = dataclasses.replace(Resources.from_config(cfg, use_outbox=False), sink_patience=SINK_PATIENCE_SECONDS)
     if worker_runs_in_this_process(options):
         # One worker process (Prism's LOOPBACK): the on-disk SQLite dedup store is shared by
         # every DoFn already and survives restarts; no need to keep dedup state in the cluster.

@@ -95,6 +95,7 @@ def test_prism_loopback_keeps_dedup_on_disk_and_other_workers_share_it(tmp_path:
     prism = PipelineOptions(["--runner=PrismRunner"])
     assert worker_runs_in_this_process(prism)
     assert not isinstance(streaming_resources(cfg, prism).dedup_store_factory(), ElasticsearchDedupStoreFactory)
+    assert streaming_resources(cfg, prism).sink_patience == 600.0  # Prism fails the job on a failed bundle
     for args in (["--runner=PrismRunner", "--environment_type=PROCESS"], ["--runner=FlinkRunner"]):
         opts = PipelineOptions(args)
         assert not worker_runs_in_this_process(opts)

@@ -1,9 +1,11 @@
-"""Bulk throughput of ElasticsearchSink into the ES test server, and client CPU per document.
+"""Bulk throughput of the search sink into a real OpenSearch 2.19 node, and client CPU per document.
 
-The ES test server runs in a child process, so this process's CPU time (``time.process_time``)
-is the client's own cost: building documents, JSON, HTTP, parsing the answers. Throughput is
-bounded by the test server (pure Python), not by a real cluster: it is a floor for the client
-path, not a prediction of cluster ingest.
+The node is the test node (tests/opensearchnode.py: one JVM, 512 MB heap, built by
+``.ci/opensearch.sh``), started here in its own process, so this process's CPU time
+(``time.process_time``) is the client's own cost: building documents, JSON, HTTP, parsing the
+answers. Both clients are measured: opensearch-py straight to the node, and the elasticsearch
+client through the test-only shim (tests/faultserver.py, a Python proxy, which costs time of its
+own). A single small node on a shared machine: a floor, not a prediction of cluster ingest.
 
     .venv/bin/python bench/es_bulk_bench.py [--docs 5000] [--text-bytes 3000]
 """
@@ -12,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing as mp
 import sys
 import tempfile
 import time
@@ -22,17 +23,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-
-
-def _serve(conn: object) -> None:
-    from tests.esserver import EsTestServer
-
-    server = EsTestServer(refresh_interval=1.0)
-    server.record_bodies = False
-    server.start()
-    conn.send(server.url)  # type: ignore[attr-defined]
-    conn.recv()  # type: ignore[attr-defined]  # wait for "stop"
-    server.stop()
 
 
 def make_articles(n: int, text_bytes: int, tag: str) -> list:
@@ -68,11 +58,11 @@ def make_articles(n: int, text_bytes: int, tag: str) -> list:
     return out
 
 
-def run(url: str, articles: list, *, locate: bool, chunk: int) -> dict[str, float]:
+def run(url: str, engine: str, articles: list, *, locate: bool, chunk: int) -> dict[str, float]:
     from connectors.elasticsearch import ElasticsearchSink, setup_elasticsearch
     from pipelines.config import ElasticsearchConfig
 
-    cfg = ElasticsearchConfig(urls=(url,), index_prefix="bench")
+    cfg = ElasticsearchConfig(urls=(url,), index_prefix=f"bench-{engine}", engine=engine)
     setup_elasticsearch(cfg)
     with tempfile.TemporaryDirectory() as tmp:
         sink = ElasticsearchSink(cfg, deadletter_dir=Path(tmp), chunk_size=chunk, locate_existing=locate)
@@ -109,41 +99,35 @@ def main() -> None:
     parser.add_argument("--text-bytes", type=int, default=3000)
     parser.add_argument("--chunk", type=int, default=500)
     args = parser.parse_args()
-    ctx = mp.get_context("spawn")
-    parent, child = ctx.Pipe()
-    proc = ctx.Process(target=_serve, args=(child,), daemon=True)
-    proc.start()
-    url = parent.recv()
-    try:
-        articles = make_articles(args.docs, args.text_bytes, "a")
-        print(
-            f"documents: {args.docs} x ~{args.text_bytes} B text, chunk {args.chunk}; ES test server in a child process"
-        )
-        print(
-            f"serialisation only (document + bulk lines to JSON): {serialisation_cost(articles):.3f} ms/doc client CPU"
-        )
-        for label, locate, batch in (
-            ("new ids, with location lookup", True, articles),
-            ("re-send same ids (updates)", True, articles),
-            ("new ids, lookup disabled", False, make_articles(args.docs, args.text_bytes, "b")),
-        ):
-            r = run(url, batch, locate=locate, chunk=args.chunk)
-            print(
-                f"{label:<32} {r['docs_per_s']:>8.0f} docs/s  wall {r['wall_s']:.2f} s  "
-                f"client CPU {r['client_cpu_ms_per_doc']:.3f} ms/doc"
-            )
-        dup = [
-            replace(a, id=a.id[::-1], duplicate_of=a.id, duplicate_kind="near", similarity=0.9)
-            for a in articles[:1000]
-        ]
-        r = run(url, dup, locate=True, chunk=args.chunk)
-        print(
-            f"{'near-duplicates (+ original update)':<32} {r['docs_per_s']:>8.0f} docs/s  wall {r['wall_s']:.2f} s  "
-            f"client CPU {r['client_cpu_ms_per_doc']:.3f} ms/doc"
-        )
-    finally:
-        parent.send("stop")
-        proc.join(timeout=10)
+    from tests.faultserver import FaultProxy
+    from tests.opensearchnode import OpenSearchNode
+
+    with tempfile.TemporaryDirectory() as home:
+        node = OpenSearchNode(Path(home))
+        node.start()
+        shim = FaultProxy(node.url, elasticsearch=True).start()
+        try:
+            print(f"documents: {args.docs} x ~{args.text_bytes} B text, chunk {args.chunk}; real OpenSearch node")
+            print(f"serialisation only (document + bulk lines to JSON): {serialisation_cost(make_articles(args.docs, args.text_bytes, 's')):.3f} ms/doc client CPU")
+            for engine, url in (("opensearch", node.url), ("elasticsearch", shim.url)):
+                articles = make_articles(args.docs, args.text_bytes, f"a-{engine}")
+                for label, locate, batch in (
+                    ("new ids, with location lookup", True, articles),
+                    ("re-send same ids (updates)", True, articles),
+                    ("new ids, lookup disabled", False, make_articles(args.docs, args.text_bytes, f"b-{engine}")),
+                    ("near-duplicates (+ original update)", True, [
+                        replace(a, id=a.id[::-1], duplicate_of=a.id, duplicate_kind="near", similarity=0.9)
+                        for a in articles[:1000]
+                    ]),
+                ):
+                    r = run(url, engine, batch, locate=locate, chunk=args.chunk)
+                    print(
+                        f"{engine:<13} {label:<36} {r['docs_per_s']:>8.0f} docs/s  wall {r['wall_s']:.2f} s  "
+                        f"client CPU {r['client_cpu_ms_per_doc']:.3f} ms/doc"
+                    )
+        finally:
+            shim.stop()
+            node.stop()
 
 
 if __name__ == "__main__":

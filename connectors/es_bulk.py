@@ -83,15 +83,15 @@ def plan_actions(
     for u in units:
         if u.kind != "add":
             continue
-        act = by_target.get(u.target)
-        if act is None:
+        found = by_target.get(u.target)
+        if found is None:
             where = locations.get(u.target)
             if where is None:
                 unplaced.append(u)
                 continue
-            act = by_target.setdefault(u.target, Action(where, u.target, None, [], []))
-        act.add.append(Syndication.of(u.article).to_dict())
-        act.units.append(u)
+            found = by_target.setdefault(u.target, Action(where, u.target, None, [], []))
+        found.add.append(Syndication.of(u.article).to_dict())
+        found.units.append(u)
     return list(by_target.values()), unplaced
 
 

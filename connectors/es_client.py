@@ -141,9 +141,19 @@ def quiet_client_loggers() -> None:
 
 def make_client(config: ElasticsearchConfig, *, request_timeout: float = 30.0, max_retries: int = 3) -> Any:
     """An ``elasticsearch.Elasticsearch`` for ``config.urls`` (API key or basic auth; TLS verified
-    unless disabled). User-info in a URL becomes basic auth so it never appears in log lines."""
+    unless disabled). User-info in a URL becomes basic auth so it never appears in log lines.
+
+    For ``engine: opensearch`` this is an opensearch-py client behind the same call shapes
+    (:mod:`connectors.es_compat`), for code written against the elasticsearch client such as
+    the Elasticsearch dedup store."""
     from elasticsearch import Elasticsearch
 
+    if config.engine == "opensearch":
+        from connectors.es_compat import OpenSearchAsElasticsearch
+
+        engine = make_engine(config, request_timeout=request_timeout, max_retries=max_retries)
+        assert isinstance(engine, OpenSearchEngine)
+        return OpenSearchAsElasticsearch(engine.raw, engine.url)
     quiet_client_loggers()
     hosts, auth = _hosts_and_auth(config)
     kwargs: dict[str, Any] = {
@@ -329,6 +339,15 @@ class OpenSearchEngine(EngineClient):
         self._kwargs = client_kwargs
         self._hosts = hosts
         self._os = OpenSearch(hosts, **client_kwargs)
+
+    @property
+    def raw(self) -> Any:
+        """The opensearch-py client itself."""
+        return self._os
+
+    @property
+    def url(self) -> str:
+        return self._hosts[0]
 
     def _call(self, fn: Callable[[], Any]) -> Any:
         from opensearchpy.exceptions import ConnectionError as OsConnectionError

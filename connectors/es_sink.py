@@ -38,7 +38,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from connectors.deadletter import DeadLetterStore
 from connectors.es_bulk import MISSING, OK, RETRY, Action, Unit, backoff_delay, classify_item, plan_actions, units_for
@@ -262,7 +262,7 @@ class ElasticsearchSink:
             found.setdefault(hit["_id"], hit["_index"])
         return found
 
-    def _raise_whole(self, exc: EngineApiError) -> Any:
+    def _raise_whole(self, exc: EngineApiError) -> NoReturn:
         """A whole request failed with an API error: transient ones become a connection-like error."""
         message = redact(str(exc), self.config)
         label = engine_label(self.config)

@@ -109,14 +109,7 @@ def streaming_resources(cfg: Config, options: PipelineOptions) -> Resources:
         # One worker process (Prism's LOOPBACK): the on-disk SQLite dedup store is shared by
         # every DoFn already and survives restarts; no need to keep dedup state in the cluster.
         return dataclasses.replace(resources, shared_dedup=False)
-    if resources.elasticsearch.enabled and resources.elasticsearch.engine != "elasticsearch":
-        runner = options.view_as(StandardOptions).runner
-        raise ValueError(
-            f"--runner={runner} with workers in other processes needs the shared dedup store, which exists "
-            f"for Elasticsearch only (engine {resources.elasticsearch.engine!r}); run Prism with its default "
-            "LOOPBACK environment, or write to Elasticsearch"
-        )
-    return resources
+    return resources  # workers elsewhere: the dedup store in the cluster (Elasticsearch or OpenSearch)
 
 
 class PollAndQueue(beam.DoFn):

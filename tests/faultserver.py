@@ -32,7 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 PRODUCT = "Elasticsearch"
 _VENDOR = re.compile(r"application/vnd\.elasticsearch\+([\w-]+)\s*;\s*compatible-with\s*=\s*(\d+)", re.I)
@@ -42,9 +42,17 @@ COMPATIBLE = ("7", "8", "9")
 @dataclass(frozen=True)
 class Recorded:
     method: str
-    path: str
+    path: str  # without the query string
+    query: str
     headers: dict[str, str]
     body: bytes
+
+    @property
+    def params(self) -> dict[str, str]:
+        return dict(parse_qsl(self.query))
+
+    def json(self) -> Any:
+        return json.loads(self.body)
 
     def ndjson(self) -> list[Any]:
         return [json.loads(line) for line in self.body.decode("utf-8").split("\n") if line.strip()]
@@ -151,12 +159,8 @@ class FaultProxy:
         self._httpd: ThreadingHTTPServer | None = None
 
     def start(self) -> Self:
-        proxy = self
-
-        class Handler(_Handler):
-            owner = proxy
-
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        handler = type("Handler", (_Handler,), {"owner": self})
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self._httpd.daemon_threads = True
         threading.Thread(target=self._httpd.serve_forever, daemon=True, name="fault-proxy").start()
         return self
@@ -181,6 +185,20 @@ class FaultProxy:
     def requests_to(self, fragment: str) -> list[Recorded]:
         with self._lock:
             return [r for r in self.requests if fragment in r.path]
+
+    def documents(self, index: str = "*") -> dict[tuple[str, str], dict[str, Any]]:
+        """What the node holds in ``index`` (refreshed first; read straight from the node)."""
+        conn = http.client.HTTPConnection(*self.upstream, timeout=30)
+        try:
+            conn.request("POST", f"/{index}/_refresh?allow_no_indices=true&ignore_unavailable=true")
+            conn.getresponse().read()
+            body = json.dumps({"query": {"match_all": {}}, "size": 10_000})
+            conn.request("POST", f"/{index}/_search?allow_no_indices=true&ignore_unavailable=true", body=body,
+                         headers={"Content-Type": "application/json"})
+            hits = json.loads(conn.getresponse().read()).get("hits", {}).get("hits", [])
+        finally:
+            conn.close()
+        return {(h["_index"], h["_id"]): h["_source"] for h in hits}
 
     def reset(self) -> None:
         self.faults.clear()
@@ -216,7 +234,8 @@ class _Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         headers = {k.lower(): v for k, v in self.headers.items()}
         with p._lock:
-            p.requests.append(Recorded(method, self.path, headers, body))
+            path, _, query = self.path.partition("?")
+            p.requests.append(Recorded(method, path, query, headers, body))
         faults = p.faults.take(self.path.split("?")[0])
         if "reset" in faults:
             return self._reset()

@@ -21,6 +21,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import IO
 
 REPO = Path(__file__).resolve().parents[1]
 BUILD_SCRIPT = REPO / ".ci" / "opensearch.sh"
@@ -69,7 +70,7 @@ class OpenSearchNode:
         self.transport_port = transport_port or free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = self.home / "node.log"
-        self._log = None
+        self._log: IO[bytes] | None = None
 
     @property
     def url(self) -> str:

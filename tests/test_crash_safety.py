@@ -1,4 +1,6 @@
-"""Faults against the real pipeline (a subprocess) writing to the ES test server:
+"""Faults against the real pipeline (a subprocess) writing to the real OpenSearch test node
+(directly with the opensearch-py client, or with the elasticsearch client through the fault
+proxy of tests/faultserver.py, which also cuts every connection to play an outage):
 
 - ``kill -9`` while articles are in flight, several times: every published article ends up
   indexed exactly once, and dedup still recognises articles from before the crash;
@@ -14,13 +16,14 @@ import signal
 import subprocess
 import time
 import urllib.request
+import uuid
 from pathlib import Path
 
 import psutil
 import pytest
 
 from tests.e2e import env, newsmon_cmd, start_run, stop, wait_for
-from tests.esserver import EsTestServer
+from tests.faultserver import FaultProxy
 from tests.localserver import LocalServer
 from tests.newssite import NewsSite
 from tests.promstack import free_port
@@ -45,8 +48,9 @@ def story_text(seed: int) -> tuple[str, list[str]]:
     return title, paras
 
 
-def es_env(es: EsTestServer, **extra: str) -> dict[str, str]:
-    return env(NEWSMON_ES_URL=es.url, NEWSMON_ES_INDEX="uji", **extra)
+def es_env(url: str, prefix: str, *, engine: str = "elasticsearch", **extra: str) -> dict[str, str]:
+    var = "NEWSMON_OPENSEARCH_URL" if engine == "opensearch" else "NEWSMON_ES_URL"
+    return env(**{var: url}, NEWSMON_ES_INDEX=prefix, **extra)
 
 
 def setup_es(environ: dict[str, str]) -> None:
@@ -54,18 +58,19 @@ def setup_es(environ: dict[str, str]) -> None:
     assert out.returncode == 0, out.stderr.decode()[-2000:]
 
 
-def indexed(es: EsTestServer) -> list[tuple[str, dict]]:
-    return [(doc_id, src) for (_, doc_id), src in es.documents("uji-articles-*").items()]
+def indexed(es: FaultProxy, prefix: str) -> list[tuple[str, dict]]:
+    return [(doc_id, src) for (_, doc_id), src in es.documents(f"{prefix}-articles-*").items()]
 
 
 def expected_id(site: NewsSite, story: object) -> str:
     return article_id(canonical_url(site.url_of(story)))  # type: ignore[arg-type]
 
 
-def test_kill_9_in_flight_loses_nothing_and_indexes_nothing_twice(tmp_path: Path) -> None:
+def test_kill_9_in_flight_loses_nothing_and_indexes_nothing_twice(tmp_path: Path, opensearch_url: str) -> None:
     store = tmp_path / "store"
-    with EsTestServer() as es, LocalServer() as server:
-        environ = es_env(es)
+    prefix = f"uji-{uuid.uuid4().hex[:8]}"
+    with FaultProxy(opensearch_url) as es, LocalServer() as server:  # the proxy only reads the node here
+        environ = es_env(opensearch_url, prefix, engine="opensearch")
         setup_es(environ)
         site = NewsSite(server)
         stories = [site.publish(*story_text(i)) for i in range(3)]
@@ -83,10 +88,10 @@ def test_kill_9_in_flight_loses_nothing_and_indexes_nothing_twice(tmp_path: Path
                 kills += 1
                 proc = start_run(store, [site.feed_url], environ=environ, log_path=tmp_path / "run.log")
             want = {expected_id(site, s) for s in stories}
-            wait_for(lambda: {i for i, _ in indexed(es)} >= want, timeout=120,
+            wait_for(lambda: {i for i, _ in indexed(es, prefix)} >= want, timeout=120,
                      what=f"all {len(want)} published articles to be indexed after {kills} kills")
             time.sleep(2)  # anything still in flight would show up as an extra document now
-            docs = indexed(es)
+            docs = indexed(es, prefix)
             ids = [i for i, _ in docs]
             assert len(ids) == len(set(ids)), "an article was indexed twice (in two indices)"
             assert set(ids) == want
@@ -94,31 +99,32 @@ def test_kill_9_in_flight_loses_nothing_and_indexes_nothing_twice(tmp_path: Path
             first = stories[0]
             copy = site.publish("Salinan: " + first.title, first.paragraphs, slug="salinan-berita-pertama")
             copy_id = expected_id(site, copy)
-            wait_for(lambda: copy_id in dict(indexed(es)), timeout=60, what="the copy to be indexed")
-            src = dict(indexed(es))[copy_id]
+            wait_for(lambda: copy_id in dict(indexed(es, prefix)), timeout=60, what="the copy to be indexed")
+            src = dict(indexed(es, prefix))[copy_id]
             assert src["duplicate_of"] == expected_id(site, first)
             assert src["duplicate_kind"] == "exact"
-            original = dict(indexed(es))[expected_id(site, first)]
+            original = dict(indexed(es, prefix))[expected_id(site, first)]
             assert copy_id in {s["id"] for s in original.get("also_published_at", [])}
         finally:
             stop(proc, signal.SIGTERM, timeout=15)
     print(f"\n{len(stories)} articles published, newsmon killed -9 {kills} times: each indexed exactly once")
 
 
-def test_cluster_outage_backlog_drains_and_secrets_stay_secret(tmp_path: Path) -> None:
+def test_cluster_outage_backlog_drains_and_secrets_stay_secret(tmp_path: Path, opensearch_url: str) -> None:
     store = tmp_path / "store"
     port = free_port()
+    prefix = f"uji-{uuid.uuid4().hex[:8]}"
     api_key = "bmV3c21vbjpzdXBlci1zZWNyZXQta2V5LTQyNDI="
-    with EsTestServer() as es, LocalServer() as server:
+    with FaultProxy(opensearch_url, elasticsearch=True) as es, LocalServer() as server:
         es.auth = lambda headers: headers.get("authorization") == f"ApiKey {api_key}"
-        environ = es_env(es, NEWSMON_ES_API_KEY=api_key)
+        environ = es_env(es.url, prefix, NEWSMON_ES_API_KEY=api_key)
         setup_es(environ)
         site = NewsSite(server)
         before = [site.publish(*story_text(i)) for i in range(2)]
         proc = start_run(store, [site.feed_url], "--metrics-port", str(port), environ=environ,
                          log_path=tmp_path / "run.log")
         try:
-            wait_for(lambda: len(indexed(es)) == 2, timeout=60, what="the first articles")
+            wait_for(lambda: len(indexed(es, prefix)) == 2, timeout=60, what="the first articles")
             es.faults.reset_connections(times=10**9, path="")  # the cluster is gone
             during = [site.publish(*story_text(50 + i)) for i in range(6)]
             backlog = wait_for(lambda: _gauge(port, "newsmon_index_backlog") >= 6 and _gauge(port, "newsmon_index_backlog"),
@@ -126,10 +132,10 @@ def test_cluster_outage_backlog_drains_and_secrets_stay_secret(tmp_path: Path) -
             time.sleep(20)  # stays down a while: polls go on, nothing is dropped
             rss_mb = psutil.Process(proc.pid).memory_info().rss / 2**20
             assert proc.poll() is None
-            assert len(indexed(es)) == 2
+            assert len(indexed(es, prefix)) == 2
             es.faults.clear()  # back
             want = {expected_id(site, s) for s in before + during}
-            wait_for(lambda: {i for i, _ in indexed(es)} == want, timeout=120, what="the backlog to drain")
+            wait_for(lambda: {i for i, _ in indexed(es, prefix)} == want, timeout=120, what="the backlog to drain")
             wait_for(lambda: _gauge(port, "newsmon_index_backlog") == 0, timeout=30, what="backlog gauge back to 0")
             metrics_text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
             failed = _gauge(port, 'newsmon_articles_indexed_total{outcome="failed",sink="elasticsearch"}')

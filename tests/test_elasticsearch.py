@@ -33,6 +33,7 @@ from connectors.elasticsearch import (
     backoff_delay,
     classify_item,
     index_for,
+    make_client,
     plan_actions,
     redact,
     setup_elasticsearch,
@@ -42,6 +43,7 @@ from connectors.sink import SinkUnavailable
 from pipelines import metrics
 from pipelines.config import ElasticsearchConfig
 from pipelines.process import write_batch
+from tests.eslive import LIVE_URL, live_config
 from tests.faultserver import FaultProxy
 from tests.opensearchnode import OpenSearchNode
 from transforms.records import Article, TopicEvidence, article_id
@@ -230,8 +232,8 @@ def test_setup_is_idempotent_and_installs_the_template(es_config: ElasticsearchC
     assert any("up to date" in line for line in second)
     stored = node_call(f"{opensearch_url}/_index_template/{es_config.index_prefix}-articles")["index_templates"][0]
     props = stored["index_template"]["template"]["mappings"]["properties"]
-    assert props["title"]["analyzer"] == "indonesian"
-    assert props["title"]["fields"]["std"]["analyzer"] == "standard"
+    assert props["title"]["analyzer"] == "newsmon_indonesian"
+    assert props["title"]["fields"]["std"]["analyzer"] == "newsmon_folded"
     assert props["topics"]["type"] == "keyword"
 
 
@@ -247,6 +249,8 @@ def test_title_and_text_are_stemmed_in_indonesian(
         assert [t["token"] for t in tokens["tokens"]] == ["kunjung", "negara"], field
         std = node_call(f"{opensearch_url}/{index}/_analyze", "POST", {"field": f"{field}.std", "text": "Kunjungan"})
         assert [t["token"] for t in std["tokens"]] == ["kunjungan"]
+        folded = node_call(f"{opensearch_url}/{index}/_analyze", "POST", {"field": field, "text": "Pyöngyang Séoul"})
+        assert [t["token"] for t in folded["tokens"]] == ["pyongyang", "seoul"]
 
 
 def test_write_is_idempotent_monthly_and_searchable(
@@ -683,3 +687,75 @@ def test_search_against_an_engine_answering_503_prints_one_line(engine: str, ope
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
     assert "503" in lines[0]
+
+
+def test_search_syntax_on_the_real_engine(es_config: ElasticsearchConfig, tmp_path: Path, registry: CollectorRegistry) -> None:
+    """What README promises of `newsmon search`: all words, "phrases", prefix*, -exclusions, case and accents."""
+    setup_elasticsearch(es_config)
+    sink = make_sink(es_config, tmp_path)
+    a = art(1, title="Kunjungan Putin ke Pyöngyang", text="Putin bertemu Kim Jong Un di Pyöngyang membahas kerja sama militer.")
+    b = art(2, title="Menlu Rusia ke Seoul", text="Menteri luar negeri Rusia berkunjung ke Seoul membahas kerja sama ekonomi.")
+    sink.write([a, b])
+    sink.refresh()
+
+    def ids(q: str) -> set[str]:
+        return {h.id for h in sink.search(q, limit=10)}
+
+    assert ids("KUNJUNGAN putin") == {a.id}
+    assert ids("pyongyang") == {a.id}  # accent-insensitive
+    assert ids('"kerja sama militer"') == {a.id}
+    assert ids('"sama kerja militer"') == set()
+    assert ids("kunjung*") == {a.id, b.id}  # Kunjungan, berkunjung (stemmed to kunjung)
+    assert ids("rusia -militer") == {b.id}
+    sink.close()
+
+
+@pytest.mark.live
+def test_live_cluster_contract(tmp_path: Path, registry: CollectorRegistry) -> None:
+    """The core contract through the sink's own API only, against NEWSMON_TEST_ES_URL (make test-live)."""
+    if not LIVE_URL:
+        pytest.skip("NEWSMON_TEST_ES_URL not set: the contract ran against the OpenSearch test node above")
+    cfg = live_config(f"nmtest-{uuid.uuid4().hex[:10]}")
+    setup_elasticsearch(cfg)
+    sink = make_sink(cfg, tmp_path)
+    try:
+        orig, bad = art(1), art(2, similarity="sangat mirip")
+        dup = art(3, month=7, dup_of=orig)
+        result = sink.write([orig, bad, dup])
+        assert set(result.acknowledged) == {orig.id, dup.id} and result.dead_lettered == (bad.id,)
+        sink.write([dup])
+        stored = sink.get(orig.id)
+        assert stored is not None and [s.id for s in stored.also_published_at] == [dup.id]
+        sink.refresh()
+        assert [h.id for h in sink.search("kunjungan putin")] == [orig.id]
+    finally:
+        sink.close()
+        es = make_client(cfg)
+        es.options(ignore_status=404).indices.delete(index=f"{cfg.index_prefix}-articles-*", allow_no_indices=True)
+        es.options(ignore_status=404).indices.delete_index_template(name=f"{cfg.index_prefix}-articles")
+        es.close()
+
+
+def test_dedup_store_on_opensearch_reports_faults_like_on_elasticsearch(opensearch_url: str, prefix: str) -> None:
+    """connectors.es_compat: the ES dedup store over opensearch-py keeps its error contract."""
+    from connectors.dedupstore import DedupStoreError
+    from connectors.esdedupstore import ElasticsearchDedupStore
+    from tests.opensearchnode import free_port
+
+    with FaultProxy(opensearch_url, elasticsearch=False) as p:
+        store = ElasticsearchDedupStore(ElasticsearchConfig(urls=(p.url,), index_prefix=prefix, engine="opensearch"))
+        try:
+            assert store.ensure_index() is True and store.ensure_index() is False
+            p.faults.fail_requests(503, times=20, path="_search")
+            with pytest.raises(DedupStoreError) as info:
+                store.candidates(text_hash="", bands=(1,), exclude_id="n")
+            assert info.value.transient is True
+        finally:
+            store.close()
+    down = ElasticsearchDedupStore(ElasticsearchConfig(urls=(f"http://127.0.0.1:{free_port()}",), index_prefix=prefix,
+                                                       engine="opensearch"))
+    with pytest.raises(DedupStoreError) as info:
+        down.lookup("a")
+    assert info.value.transient is True
+    down.close()
+    node_call(f"{opensearch_url}/{prefix}-dedup", "DELETE")

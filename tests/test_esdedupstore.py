@@ -1,7 +1,7 @@
 """ElasticsearchDedupStore: the SQLite store's contract over real HTTP, decide() parity, races, faults.
 
-Tests marked ``live`` run against the ES test server (tests/esserver.py) here, and unchanged
-against a real cluster when ``NEWSMON_TEST_ES_URL`` is set (credentials from
+Tests marked ``live`` run against the real OpenSearch test node (through the Elasticsearch-client
+shim of tests/faultserver.py) here, and unchanged against a real cluster when ``NEWSMON_TEST_ES_URL`` is set (credentials from
 ``NEWSMON_TEST_ES_API_KEY`` or ``NEWSMON_TEST_ES_USERNAME``/``NEWSMON_TEST_ES_PASSWORD``,
 ``NEWSMON_TEST_ES_CA_CERT``). Each test uses its own index prefix and deletes its index.
 Tests that inject faults, depend on the test server's refresh timing or its auth hook are
@@ -28,7 +28,7 @@ from connectors.esdedupstore import MAPPINGS, ElasticsearchDedupStore, Elasticse
 from pipelines import metrics
 from pipelines.config import ElasticsearchConfig
 from tests.eslive import LIVE_URL, live_config
-from tests.esserver import EsTestServer
+from tests.faultserver import FaultProxy
 from transforms.dedup import decide, decide_batch
 from transforms.records import Article, Syndication, article_id
 
@@ -39,29 +39,38 @@ T0 = datetime(2024, 6, 19, 6, 0, tzinfo=UTC)
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[EsTestServer]:
-    with EsTestServer(refresh_interval=1.0) as srv:
-        yield srv
+def server(opensearch_url: str) -> Iterator[FaultProxy]:
+    """The real OpenSearch test node behind the Elasticsearch-client shim (tests/faultserver.py)."""
+    with FaultProxy(opensearch_url, elasticsearch=True) as proxy:
+        yield proxy
 
 
 @pytest.fixture
-def test_server(server: EsTestServer) -> Iterator[EsTestServer]:
-    """The ES test server with clean state (fault and auth tests)."""
+def test_server(server: FaultProxy) -> Iterator[FaultProxy]:
+    """The shim with no faults and an empty request log (fault and auth tests)."""
     server.reset()
     yield server
     server.faults.clear()
     server.auth = None
 
 
-@pytest.fixture
-def es_config(server: EsTestServer) -> Iterator[ElasticsearchConfig]:
-    """The live cluster when NEWSMON_TEST_ES_URL is set, else the ES test server; unique prefix."""
+@pytest.fixture(params=["elasticsearch", "opensearch"])
+def es_config(request: pytest.FixtureRequest, server: FaultProxy, opensearch_url: str) -> Iterator[ElasticsearchConfig]:
+    """The live cluster when NEWSMON_TEST_ES_URL is set, else the real test node (the elasticsearch
+    client through the shim, or opensearch-py straight to the node); unique prefix."""
     prefix = f"nmtest-{uuid.uuid4().hex[:10]}"
     if LIVE_URL:
+        if request.param == "opensearch":
+            pytest.skip("NEWSMON_TEST_ES_URL is an Elasticsearch cluster")
         cfg = live_config(prefix)
+    elif request.param == "opensearch" and "test_server" in request.fixturenames:
+        pytest.skip("fault and request-log tests go through the Elasticsearch-client shim")
     else:
-        cfg = ElasticsearchConfig(urls=(server.url,), index_prefix=prefix)
+        server.reset()
+        url = server.url if request.param == "elasticsearch" else opensearch_url
+        cfg = ElasticsearchConfig(urls=(url,), index_prefix=prefix, engine=request.param)
     yield cfg
+    server.auth = None
     es = make_client(cfg)
     try:
         es.options(ignore_status=404).indices.delete(index=f"{prefix}-dedup")
@@ -451,7 +460,7 @@ def test_stale_locks_are_taken_over(store: ElasticsearchDedupStore, es_config: E
 # --------------------------------------------------------------------------- test-server only
 
 
-def test_requests_have_the_documented_shape(test_server: EsTestServer, store: ElasticsearchDedupStore) -> None:
+def test_requests_have_the_documented_shape(test_server: FaultProxy, store: ElasticsearchDedupStore) -> None:
     store.accept_url("u1", "https://x.id/a", now=T0)
     store.accept_url("u1", "https://x.id/a", now=T0)
     store.record(rec("orig", bands=(7, 8), text_hash="h"))
@@ -476,7 +485,7 @@ def test_requests_have_the_documented_shape(test_server: EsTestServer, store: El
     assert docs[(store.index, "orig")]["bands"] == ["7", "8"]
 
 
-def test_refresh_makes_originals_searchable_at_once(test_server: EsTestServer, es_config: ElasticsearchConfig) -> None:
+def test_refresh_makes_originals_searchable_at_once(test_server: FaultProxy, es_config: ElasticsearchConfig) -> None:
     """The test server hides writes for 1 s unless refreshed: refresh="true" is what makes decisions see them."""
     eager = ElasticsearchDedupStore(es_config)
     lazy = ElasticsearchDedupStore(es_config, refresh="false")
@@ -497,7 +506,7 @@ def test_refresh_makes_originals_searchable_at_once(test_server: EsTestServer, e
 
 
 def test_factory_pickles_without_secrets_and_reads_them_from_env(
-    test_server: EsTestServer, es_config: ElasticsearchConfig, monkeypatch: pytest.MonkeyPatch
+    test_server: FaultProxy, es_config: ElasticsearchConfig, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     secret = "rahasia-kunci-123"
     test_server.auth = lambda h: h.get("authorization") == f"ApiKey {secret}"
@@ -524,7 +533,7 @@ def test_factory_pickles_without_secrets_and_reads_them_from_env(
         test_server.auth = None  # before es_config's teardown deletes the index
 
 
-def test_unavailable_cluster_is_a_transient_error(test_server: EsTestServer, store: ElasticsearchDedupStore) -> None:
+def test_unavailable_cluster_is_a_transient_error(test_server: FaultProxy, store: ElasticsearchDedupStore) -> None:
     test_server.faults.fail_requests(503, times=20, path="_search")
     with pytest.raises(DedupStoreError) as info:
         store.candidates(text_hash="", bands=(1,), exclude_id="n")
@@ -536,7 +545,7 @@ def test_unavailable_cluster_is_a_transient_error(test_server: EsTestServer, sto
     assert info.value.transient is True
 
 
-def test_missing_index_is_a_permanent_error(test_server: EsTestServer, es_config: ElasticsearchConfig) -> None:
+def test_missing_index_is_a_permanent_error(test_server: FaultProxy, es_config: ElasticsearchConfig) -> None:
     s = ElasticsearchDedupStore(es_config)
     try:
         for call in (lambda: s.lookup("a"), lambda: s.candidates(text_hash="", bands=(1,), exclude_id="n")):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import threading
 from collections.abc import Iterator
 from email.parser import BytesParser
@@ -231,3 +232,166 @@ def test_setup_kibana_imports_then_sets_the_default_data_view(kibana: FakeKibana
     assert kibana.default_requests == [{"data_view_id": "newsmon-articles", "force": False}]
     assert all("kbn-xsrf" in h for h in kibana.headers)
     assert "default data view: newsmon-articles" in out and "a2liYW5hLWtleS1zZWNyZXQ=" not in out
+
+
+# --------------------------------------------------------------------------- saved-object shapes (Kibana 8/9)
+#
+# What Kibana's import needs of each type we ship, as its saved-object documentation describes
+# it: the top-level keys; per type, the attributes Kibana reads; JSON-in-string attributes that
+# parse to the right kind of value; dashboard panels on the 48-column grid; and every field the
+# objects name (time field, columns, sort, aggregation fields, KQL fields) present in our index
+# mapping with a type that can do what the object asks of it. Not verified here: Kibana's own
+# migrations and rendering (no Kibana runs on this machine).
+
+REQUIRED: dict[str, dict[str, type | tuple[type, ...]]] = {
+    "index-pattern": {"title": str, "timeFieldName": str},
+    "search": {"title": str, "columns": list, "sort": list, "kibanaSavedObjectMeta": dict},
+    "visualization": {"title": str, "visState": str, "uiStateJSON": str, "description": str,
+                      "kibanaSavedObjectMeta": dict},
+    "dashboard": {"title": str, "panelsJSON": str, "optionsJSON": str, "timeRestore": bool,
+                  "kibanaSavedObjectMeta": dict},
+}
+AGGREGATABLE = {"keyword", "date", "boolean", "float", "long", "integer", "double"}
+KQL_TERM = re.compile(r'^(not\s+)?([\w@.]+):("?)([^"]*)\3$')
+
+
+def mapped_type(field: str) -> str | None:
+    from connectors.es_schema import MAPPINGS
+
+    node: dict[str, Any] = {"properties": MAPPINGS["properties"]}
+    for part in field.split("."):
+        props = node.get("properties") or {}
+        if part not in props:
+            return None
+        node = props[part]
+    return str(node.get("type", "object"))
+
+
+def kql_clauses(query: str) -> list[tuple[bool, str, str]]:
+    """(negated, field, value) of a KQL query made of ``field:value`` terms joined by ``and``."""
+    if not query.strip():
+        return []
+    out = []
+    for part in re.split(r"\s+and\s+", query.strip()):
+        m = KQL_TERM.match(part.strip())
+        assert m, f"KQL beyond field:value and 'and'/'not' (extend the check): {part!r}"
+        out.append((bool(m.group(1)), m.group(2), m.group(4)))
+    return out
+
+
+@pytest.mark.parametrize("path", NDJSON_FILES, ids=lambda p: p.name)
+def test_saved_objects_have_the_shapes_kibana_reads(path: Path) -> None:
+    for o in load(path):
+        assert set(o) >= {"id", "type", "attributes", "references"}, o.get("id")
+        assert all(set(r) == {"name", "type", "id"} for r in o["references"]), o["id"]
+        for key, kind in REQUIRED[o["type"]].items():
+            assert isinstance(o["attributes"].get(key), kind), f"{o['id']}: attributes.{key} must be {kind}"
+        attrs = o["attributes"]
+        if "kibanaSavedObjectMeta" in attrs:
+            source = json.loads(attrs["kibanaSavedObjectMeta"]["searchSourceJSON"])
+            assert isinstance(source, dict) and isinstance(source.get("filter", []), list)
+            assert source["query"]["language"] in ("kuery", "lucene") and isinstance(source["query"]["query"], str)
+        if o["type"] == "search":
+            assert all(isinstance(c, str) for c in attrs["columns"])
+            assert all(len(s) == 2 and s[1] in ("asc", "desc") for s in attrs["sort"])
+        if o["type"] == "visualization":
+            vis = json.loads(attrs["visState"])
+            assert isinstance(vis["type"], str) and isinstance(vis["params"], dict) and isinstance(vis["aggs"], list)
+            assert isinstance(json.loads(attrs["uiStateJSON"]), dict)
+            assert sorted(a["id"] for a in vis["aggs"]) == sorted({a["id"] for a in vis["aggs"]})
+        if o["type"] == "dashboard":
+            assert isinstance(json.loads(attrs["optionsJSON"]), dict)
+            if attrs["timeRestore"]:
+                assert isinstance(attrs.get("timeFrom"), str) and isinstance(attrs.get("timeTo"), str)
+            for panel in json.loads(attrs["panelsJSON"]):
+                grid = panel["gridData"]
+                assert set(grid) >= {"x", "y", "w", "h", "i"} and grid["i"] == panel["panelIndex"]
+                assert 0 <= grid["x"] and grid["x"] + grid["w"] <= 48 and grid["w"] > 0 and grid["h"] > 0
+                assert isinstance(panel["embeddableConfig"], dict)
+
+
+@pytest.mark.parametrize("path", NDJSON_FILES, ids=lambda p: p.name)
+def test_every_field_the_objects_name_is_in_the_index_mapping(path: Path) -> None:
+    for o in load(path):
+        attrs = o["attributes"]
+        if o["type"] == "index-pattern":
+            assert mapped_type(attrs["timeFieldName"]) == "date"
+        if o["type"] == "search":
+            for col in attrs["columns"]:
+                assert mapped_type(col) is not None, f"{o['id']}: column {col} is not mapped"
+            for field, _ in attrs["sort"]:
+                assert mapped_type(field) in AGGREGATABLE, f"{o['id']}: cannot sort on {field}"
+        if o["type"] == "visualization":
+            for agg in json.loads(attrs["visState"])["aggs"]:
+                field = agg["params"].get("field")
+                if field is not None:
+                    assert mapped_type(field) in AGGREGATABLE, f"{o['id']}: cannot aggregate {field}"
+        if "kibanaSavedObjectMeta" in attrs:
+            query = json.loads(attrs["kibanaSavedObjectMeta"]["searchSourceJSON"])["query"]["query"]
+            for _, field, _ in kql_clauses(query):
+                assert mapped_type(field) in AGGREGATABLE, f"{o['id']}: KQL field {field} is not a keyword-like field"
+
+
+def test_saved_queries_and_aggregations_run_on_the_real_engine(opensearch_url: str, tmp_path: Path) -> None:
+    """The searches' KQL (as the equivalent query) and every visualization's aggregation, on real data."""
+    import urllib.request
+    import uuid
+    from dataclasses import replace as dc_replace
+    from datetime import UTC, datetime
+
+    from connectors.elasticsearch import ElasticsearchSink, setup_elasticsearch
+    from transforms.records import Article, article_id
+
+    prefix = f"kbn-{uuid.uuid4().hex[:8]}"
+    cfg = ElasticsearchConfig(urls=(opensearch_url,), index_prefix=prefix, engine="opensearch")
+    setup_elasticsearch(cfg)
+    when = datetime(2024, 6, 19, tzinfo=UTC)
+
+    def article(n: int, topics: tuple[str, ...], dup_of: str | None = None) -> Article:
+        url = f"https://kabar.example.id/{n}"
+        a = Article(id=article_id(url), url=url, canonical_url=url, source=f"outlet-{n % 2}", title=f"Berita {n}",
+                    text="Isi berita.", published=when, first_seen=when, topics=topics)
+        return dc_replace(a, duplicate_of=dup_of, duplicate_kind="exact") if dup_of else a
+
+    first = article(1, ("russia-dprk",))
+    batch = [first, article(2, ("nato-reaction",)), article(3, ("russia-dprk",), dup_of=first.id), article(4, ())]
+    sink = ElasticsearchSink(cfg, deadletter_dir=tmp_path / "dl")
+    assert len(sink.write(batch).acknowledged) == 4
+    sink.refresh()
+
+    def search(body: dict[str, Any]) -> dict[str, Any]:
+        req = urllib.request.Request(f"{opensearch_url}/{prefix}-articles-*/_search", data=json.dumps(body).encode(),
+                                     method="POST", headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return json.loads(resp.read())
+
+    objects = saved_objects(DEFAULT_TOPICS, prefix=prefix)
+    try:
+        for o in objects:
+            attrs = o["attributes"]
+            if o["type"] == "search":
+                query = json.loads(attrs["kibanaSavedObjectMeta"]["searchSourceJSON"])["query"]["query"]
+                clauses = kql_clauses(query)
+                body = {"query": {"bool": {
+                    "filter": [{"term": {f: v}} for neg, f, v in clauses if not neg],
+                    "must_not": [{"term": {f: v}} for neg, f, v in clauses if neg]}},
+                    "sort": [{f: d} for f, d in attrs["sort"]], "_source": attrs["columns"]}
+                got = {h["_id"] for h in search(body)["hits"]["hits"]}
+                if o["id"].endswith("topic-russia-dprk"):
+                    assert got == {first.id}  # the duplicate is hidden, as the search's description says
+                elif o["id"].endswith("-latest"):
+                    assert len(got) == 4
+            if o["type"] == "visualization":
+                for agg in json.loads(attrs["visState"])["aggs"]:
+                    field = agg["params"].get("field")
+                    if agg["type"] == "terms":
+                        spec = {"terms": {"field": field, "size": agg["params"]["size"]}}
+                    elif agg["type"] == "date_histogram":
+                        spec = {"date_histogram": {"field": field, "calendar_interval": "day"}}
+                    else:
+                        continue
+                    buckets = search({"size": 0, "aggs": {"a": spec}})["aggregations"]["a"]["buckets"]
+                    assert buckets, f"{o['id']}: {agg['type']} on {field} found nothing"
+    finally:
+        sink.close()
+        urllib.request.urlopen(urllib.request.Request(f"{opensearch_url}/{prefix}-articles-*", method="DELETE"), timeout=30)

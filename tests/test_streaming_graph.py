@@ -103,13 +103,20 @@ def test_prism_loopback_keeps_dedup_on_disk_and_other_workers_share_it(tmp_path:
     assert worker_runs_in_this_process(PipelineOptions(["--runner=FlinkRunner", "--environment_type=LOOPBACK"]))
 
 
-def test_opensearch_with_workers_elsewhere_is_refused_in_one_line(tmp_path: Path) -> None:
+def test_opensearch_with_workers_elsewhere_shares_dedup_in_the_cluster(tmp_path: Path) -> None:
     import dataclasses
+
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    from connectors.esdedupstore import ElasticsearchDedupStoreFactory
+    from pipelines.streaming import streaming_resources
 
     cfg = config(tmp_path)
     cfg = cfg.replace(elasticsearch=dataclasses.replace(cfg.elasticsearch, engine="opensearch"))
-    with pytest.raises(ValueError, match="shared dedup store, which exists for Elasticsearch only"):
-        build_streaming_pipeline(cfg, ["--runner=FlinkRunner", "--flink_master=localhost:8081"])
+    flink = ["--runner=FlinkRunner", "--flink_master=localhost:8081"]
+    factory = streaming_resources(cfg, PipelineOptions(flink)).dedup_store_factory()
+    assert isinstance(factory, ElasticsearchDedupStoreFactory) and factory.config.engine == "opensearch"
+    build_streaming_pipeline(cfg, flink)
     build_streaming_pipeline(cfg, ["--runner=PrismRunner"])  # one process: the SQLite store is shared
 
 

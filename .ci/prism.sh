@@ -2,6 +2,8 @@
 # Build Beam's Prism runner (Go) at the version of the installed apache-beam, cached under .cache/.
 # Idempotent: a second run finds the binary and only prints its path. Prints the binary path on stdout.
 # Test infrastructure only: the product never needs Go (users pass --prism_location or let Beam fetch Prism).
+# Needs the Go release that Beam's go.mod asks for (go 1.26 for Beam 2.77); an older go stops with its own message.
+# Exit codes: 0 built or found (path on stdout), 2 cannot build here (no apache-beam, no Go), 1 the build failed.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 python="${PYTHON:-$root/.venv/bin/python}"

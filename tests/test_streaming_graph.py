@@ -194,3 +194,22 @@ def test_write_emits_acknowledged_ids_in_their_articles_windows(tmp_path: Path) 
             | beam.Map(with_window)
         )
         assert_that(ids, equal_to([(a.id, 10.0 * (15 * i // 10)) for i, a in enumerate(articles)]))
+
+
+def test_the_stop_watchdog_kills_only_its_own_children() -> None:
+    """Before a hard exit newsmon SIGKILLs its direct children (Prism), by pid, so none is orphaned."""
+    import subprocess
+    import sys
+
+    from tests.e2e import REPO
+
+    code = (
+        "import subprocess, sys\n"
+        "from pipelines.streaming import kill_own_children\n"
+        "child = subprocess.Popen(['sleep', '60'])\n"
+        "kill_own_children()\n"
+        "print(child.wait(timeout=10))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "-9"

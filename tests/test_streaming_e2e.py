@@ -95,6 +95,28 @@ def opensearch_documents(environ: dict[str, str]) -> list[dict[str, Any]]:
     return list((resp or {}).get("hits", {}).get("hits", []))
 
 
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def scrape(port: int) -> dict[str, float]:
+    """Each newsmon_* counter of the exporter on ``port``, summed over its labels."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as resp:  # noqa: S310 - local
+        text = resp.read().decode()
+    out: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name.endswith("_total"):
+                out[sample.name] = out.get(sample.name, 0.0) + sample.value
+    return out
+
+
 def children_of(pid: int) -> set[int]:
     out: set[int] = set()
     for task in Path(f"/proc/{pid}/task").glob("*"):
@@ -153,13 +175,14 @@ def test_prism_streams_seeds_new_items_and_copies_and_stops_cleanly(
 ) -> None:
     store = tmp_path / "store"
     environ = sink_env
+    metrics_port = free_port()
     runner = ("--runner", "PrismRunner", f"--prism_location={prism_binary}")
     with LocalServer() as server:
         site = NewsSite(server)
         for title, paras in seeds[:4]:
             site.publish(title, paras)
         log1 = tmp_path / "run1.log"
-        proc = runs(store, [site.feed_url], *runner, log_path=log1, environ=environ)
+        proc = runs(store, [site.feed_url], *runner, "--metrics-port", str(metrics_port), log_path=log1, environ=environ)
         try:
             started = time.monotonic()
             hits = wait_for(lambda: still_running(proc, log1) and (h := search(store, "putin", environ=environ))
@@ -171,6 +194,12 @@ def test_prism_streams_seeds_new_items_and_copies_and_stops_cleanly(
                 assert h["title"] and h["published"] and h["source"], h
                 assert "russia-dprk" in h["topics"], h
                 assert h["duplicate_of"] is None, h
+
+            # the DoFns run in this process: the launcher's exporter shows their counters
+            counters = scrape(metrics_port)
+            assert counters.get("newsmon_articles_indexed_total", 0) >= 4, counters
+            assert counters.get("newsmon_feed_polls_total", 0) >= 1, counters
+            assert counters.get("newsmon_articles_tagged_total", 0) >= 4, counters
 
             # an item added to the feed while the job runs
             title, paras = seeds[4]

@@ -161,6 +161,28 @@ def still_running(proc: subprocess.Popen[bytes], log: Path) -> bool:
     return True
 
 
+def poll_search(store: Path, query: str, environ: dict[str, str], *, all_: bool = False) -> list[dict[str, Any]]:
+    """`newsmon search` for wait loops: a refusal while the engine creates a new monthly index
+    (503 "all shards failed" for a moment) counts as "not yet"."""
+    try:
+        return search(store, query, environ=environ, all_=all_)
+    except AssertionError as exc:
+        if "all shards failed" in str(exc) or "no_shard_available" in str(exc):
+            return []
+        raise
+
+
+def diagnose(server: LocalServer, store: Path, slug: str, log: Path) -> str:
+    """Where an item got stuck: was its page requested, is it still pending, what did newsmon log."""
+    import sqlite3
+
+    requested = [r.path for r in server.requests if r.path.endswith(slug)]
+    with sqlite3.connect(store / "state.sqlite") as conn:
+        pending = conn.execute("SELECT id, attempts, accepted_at, next_attempt_at FROM pending").fetchall()
+    tail = [ln for ln in log.read_text(errors="replace").splitlines() if not ln.startswith((" ", "\t"))][-25:]
+    return f"page requests: {requested}\npending: {pending}\nnow: {time.time()}\nlog tail:\n" + "\n".join(tail)
+
+
 def page_fetches(server: LocalServer) -> int:
     return sum(1 for r in server.requests if r.path.startswith("/berita/"))
 
@@ -185,7 +207,7 @@ def test_prism_streams_seeds_new_items_and_copies_and_stops_cleanly(
         proc = runs(store, [site.feed_url], *runner, "--metrics-port", str(metrics_port), log_path=log1, environ=environ)
         try:
             started = time.monotonic()
-            hits = wait_for(lambda: still_running(proc, log1) and (h := search(store, "putin", environ=environ))
+            hits = wait_for(lambda: still_running(proc, log1) and (h := poll_search(store, "putin", environ))
                             and len(h) >= 4 and h,
                             timeout=180, what="the first four seeds to be searchable")
             print(f"\nfirst four seeds searchable {time.monotonic() - started:.1f}s after start (Prism start-up included)")
@@ -205,9 +227,12 @@ def test_prism_streams_seeds_new_items_and_copies_and_stops_cleanly(
             title, paras = seeds[4]
             published_at = time.monotonic()
             fifth = site.publish(title, paras)
-            found = wait_for(lambda: still_running(proc, log1) and [h for h in search(store, "Stoltenberg", environ=environ)
-                                      if h["url"] == site.url_of(fifth)],
-                             timeout=15 * POLL + 15, what="the new item to be searchable")
+            try:
+                found = wait_for(lambda: still_running(proc, log1) and [
+                    h for h in poll_search(store, "Stoltenberg", environ) if h["url"] == site.url_of(fifth)],
+                    timeout=15 * POLL + 15, what="the new item to be searchable")
+            except AssertionError as exc:
+                raise AssertionError(f"{exc}\n{diagnose(server, store, fifth.slug, log1)}") from None
             latency = time.monotonic() - published_at
             print(f"new item searchable {latency:.1f}s after it appeared in the feed (poll interval {POLL:.0f}s)")
             assert set(found[0]["topics"]) == {"russia-dprk", "nato-reaction"}, found[0]
@@ -215,7 +240,7 @@ def test_prism_streams_seeds_new_items_and_copies_and_stops_cleanly(
             # the same story published again under a second URL
             original = site.stories[0]
             copy = site.publish(original.title, original.paragraphs, slug="salinan-" + original.slug)
-            copies = wait_for(lambda: still_running(proc, log1) and [h for h in search(store, "putin", environ=environ, all_=True)
+            copies = wait_for(lambda: still_running(proc, log1) and [h for h in poll_search(store, "putin", environ, all_=True)
                                        if h["url"] == site.url_of(copy)],
                               timeout=15 * POLL + 15, what="the copy to be indexed")
             original_id = next(h["id"] for h in hits if h["url"] == site.url_of(original))
@@ -276,12 +301,12 @@ def test_prism_job_survives_a_search_engine_outage(
             log = tmp_path / "run.log"
             proc = runs(store, [site.feed_url], *runner, log_path=log, environ=environ)
             try:
-                wait_for(lambda: still_running(proc, log) and search(store, "putin", environ=environ),
+                wait_for(lambda: still_running(proc, log) and poll_search(store, "putin", environ),
                          timeout=180, what="the first seed to be searchable")
                 # the engine refuses every bulk request for a while: more than the sink's own retries
                 proxy.faults.fail_requests(503, times=8, path="_bulk")
                 second = site.publish(*seeds[1])
-                wait_for(lambda: still_running(proc, log) and [h for h in search(store, "putin", environ=environ)
+                wait_for(lambda: still_running(proc, log) and [h for h in poll_search(store, "putin", environ)
                                                                if h["url"] == site.url_of(second)],
                          timeout=120, what="the article written during the outage to be searchable")
                 refused = [r for r in proxy.requests_to("_bulk")]
@@ -339,7 +364,7 @@ def test_prism_retries_a_failing_page_and_loses_nothing_to_kill_9(
         log1 = tmp_path / "run1.log"
         proc = runs(store, [site.feed_url], *runner, log_path=log1, environ=environ)
         try:
-            hits = wait_for(lambda: still_running(proc, log1) and [h for h in search(store, "putin", environ=environ)
+            hits = wait_for(lambda: still_running(proc, log1) and [h for h in poll_search(store, "putin", environ)
                                                                    if h["url"] == site.url_of(flaky)],
                             timeout=180, what="the page that failed once to be indexed from its page")
             assert len(calls) == 2, calls
@@ -359,7 +384,7 @@ def test_prism_retries_a_failing_page_and_loses_nothing_to_kill_9(
         log2 = tmp_path / "run2.log"
         proc = runs(store, [site.feed_url], *runner, log_path=log2, environ=environ)
         try:
-            wait_for(lambda: still_running(proc, log2) and [h for h in search(store, "putin", environ=environ)
+            wait_for(lambda: still_running(proc, log2) and [h for h in poll_search(store, "putin", environ)
                                                             if h["url"] == site.url_of(slow)],
                      timeout=120, what="the entry in flight at kill -9 to be indexed after the restart")
         finally:

@@ -22,6 +22,7 @@ run: $(STAMP)
 test: $(STAMP)
 	bash .ci/install-prometheus.sh
 	bash .ci/opensearch.sh
+	bash .ci/prism.sh
 	$(MAKE) --no-print-directory lint
 	NEWSMON_REQUIRE_OPENSEARCH=1 $(VENV)/bin/python -m pytest -ra $(ARGS)
 

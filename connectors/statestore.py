@@ -210,6 +210,11 @@ class StateStore:
             c.execute("DELETE FROM failed")
             return cur.rowcount
 
+    def forget_pending(self, ids: Iterable[str]) -> None:
+        """Drop entries the sink has acknowledged (the streaming driver, which has no outbox)."""
+        with self._tx() as c:
+            c.executemany("DELETE FROM pending WHERE id = ?", [(i,) for i in ids])
+
     # -- outbox ------------------------------------------------------------------------------
     def to_outbox(self, articles: Iterable[Article]) -> None:
         now = time.time()

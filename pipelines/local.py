@@ -54,7 +54,8 @@ from connectors import metrics
 from connectors.statestore import PendingItem, StateStore
 from pipelines.config import Config, FeedConfig
 from pipelines.process import RETRY, ProcessPages, Resources, fetch_page, fetch_pool, retry_delay, write_batch
-from transforms.records import FeedEntry, article_id
+from transforms.records import FeedEntry
+from transforms.urls import canonical_id
 
 log = logging.getLogger(__name__)
 
@@ -238,13 +239,6 @@ def _warm_up(extract_here: bool) -> None:
             detect_language("Pemerintah meresmikan jembatan baru.")
     except Exception as exc:  # only a head start; the batch imports what it needs anyway
         log.debug("warm-up: %s", exc)
-
-
-def canonical_id(link: str) -> tuple[str, str]:
-    from transforms.urls import canonical_url
-
-    canonical = canonical_url(link)
-    return canonical, article_id(canonical)
 
 
 class LocalDriver:

@@ -63,6 +63,11 @@ class Resources:
     alerts: AlertsConfig = AlertsConfig()  # article alerts (local driver only)
     send_alerts: bool = False  # False: remember announced stories without sending (backfill)
     extract_workers: int = 1  # >= 2: extract pages in that many worker processes (pipelines/extractpool)
+    # None: the Elasticsearch dedup store when distributed (no outbox) and writing to a cluster.
+    # The streaming driver sets False when every DoFn runs in its own process (Prism LOOPBACK).
+    shared_dedup: bool | None = None
+    # No outbox: how long a bundle waits for the sink to come back before failing (streaming sets it).
+    sink_patience: float = 0.0
 
     @classmethod
     def from_config(cls, cfg: Config, *, use_outbox: bool = True, extract_workers: int = 1) -> Resources:
@@ -94,7 +99,8 @@ class Resources:
     def dedup_store_factory(self) -> Callable[[], Any]:
         """SQLite on local disk for the local driver; Elasticsearch, shared by every worker, for a
         distributed runner writing to Elasticsearch."""
-        if not self.use_outbox and self.elasticsearch.enabled:
+        shared = self.shared_dedup if self.shared_dedup is not None else not self.use_outbox
+        if shared and self.elasticsearch.enabled:
             from connectors.elasticsearch.dedupstore import ElasticsearchDedupStoreFactory
 
             return ElasticsearchDedupStoreFactory(self.elasticsearch, window_days=self.dedup_window_days)
@@ -366,17 +372,26 @@ class WriteToSinkFn(beam.DoFn):
 
     def start_bundle(self) -> None:
         self._buffer = []
+        self._windows: dict[str, tuple[Any, Any]] = {}
 
-    def process(self, article: Article) -> Iterator[str]:
+    def process(
+        self, article: Article, window: Any = beam.DoFn.WindowParam, timestamp: Any = beam.DoFn.TimestampParam
+    ) -> Iterator[str]:
         self._buffer.append(article)
+        self._windows[article.id] = (window, timestamp)
         if len(self._buffer) >= self._batch_size:
             yield from self._flush()
+            self._windows = {}
 
     def finish_bundle(self) -> Iterator[Any]:
-        from apache_beam.transforms.window import GlobalWindows
+        # Acknowledged ids go out in their article's own window: on a streaming runner the
+        # PCollection is in fixed windows, and a GlobalWindow there breaks the window coder.
+        from apache_beam.utils.windowed_value import WindowedValue
 
+        windows, self._windows = self._windows, {}
         for article_id in self._flush():
-            yield GlobalWindows.windowed_value(article_id)
+            window, timestamp = windows[article_id]
+            yield WindowedValue(article_id, timestamp, (window,))
 
     def _flush(self) -> Iterable[str]:
         batch, self._buffer = self._buffer, []
@@ -385,13 +400,27 @@ class WriteToSinkFn(beam.DoFn):
         if self._state is not None:
             self._state.to_outbox(batch)
             return write_batch(self._sink, batch, self._state, on_acknowledged=self._on_ack)
-        # No outbox (streaming runners): fail the bundle so the runner retries it. Safe: the
+        # No outbox (streaming runners). Prism fails the whole job on a bundle error (it does not
+        # retry bundles), so first wait here for the sink to come back, with backoff, for up to
+        # Resources.sink_patience; only then fail the bundle (Flink/Dataflow retry it). Safe: the
         # sink is idempotent on Article.id, so what was already written is not duplicated.
-        acked = write_batch(self._sink, batch, None)
-        if len(acked) < len(batch):
-            missing = len(batch) - len(acked)
-            raise SinkUnavailable(f"{missing} of {len(batch)} articles not acknowledged; the bundle will be retried")
-        return acked
+        acked: list[str] = []
+        remaining = batch
+        deadline = time.monotonic() + self._res.sink_patience
+        pause = 1.0
+        while True:
+            done = set(write_batch(self._sink, remaining, None))
+            acked += [a.id for a in remaining if a.id in done]
+            remaining = [a for a in remaining if a.id not in done]
+            if not remaining:
+                return acked
+            if time.monotonic() + pause > deadline:
+                raise SinkUnavailable(
+                    f"{len(remaining)} of {len(batch)} articles not acknowledged after "
+                    f"{self._res.sink_patience:.0f}s; the bundle will be retried")
+            log.warning("sink %s: %d articles waiting; trying again in %.0fs", self._sink.name, len(remaining), pause)
+            time.sleep(pause)
+            pause = min(30.0, pause * 2)
 
     def teardown(self) -> None:
         if self._sink is not None:

@@ -135,14 +135,67 @@ def install_stop_handlers(stop: threading.Event) -> None:
 
 
 def run_streaming(cfg: Config, args: argparse.Namespace) -> int:
-    from pipelines.streaming import build_streaming_pipeline
+    """The streaming driver: one long-running Beam job on a streaming runner (Prism, Flink, ...)."""
+    from pipelines import streaming
 
     beam_args = [f"--runner={args.runner}", *args.extra]
+    try:
+        pipeline = streaming.build_streaming_pipeline(cfg, beam_args)
+    except ValueError as exc:
+        print(f"newsmon: {exc}", file=sys.stderr)
+        return 2
     start_metrics(cfg, sink="elasticsearch" if cfg.elasticsearch.enabled else "localindex")
-    pipeline = build_streaming_pipeline(cfg, beam_args)
-    result = pipeline.run()
-    result.wait_until_finish()
+    if streaming.worker_runs_in_this_process(pipeline.options):
+        # The SDK worker is this process: the exporter above already serves its metrics, so
+        # its DoFns must not start a second one (nor one at all with --metrics-port 0).
+        os.environ["NEWSMON_METRICS_PORT"] = "0"
+    if getattr(args, "verbose", 0) < 2:
+        streaming.shorten_tracebacks()
+    stop = threading.Event()
+    install_streaming_stop_handlers(stop)
+    print(f"newsmon: streaming {len(streaming.effective_feeds(cfg))} feeds on {args.runner} into "
+          f"{'Elasticsearch' if cfg.elasticsearch.enabled else cfg.store_dir}; Ctrl-C to stop",
+          file=sys.stderr, flush=True)
+    try:
+        outcome = streaming.run_until_stopped(pipeline, stop)
+    except streaming.JobFailed as exc:
+        print(f"newsmon: the {args.runner} job failed: {exc}", file=sys.stderr, flush=True)
+        return 1
+    except Exception as exc:  # noqa: BLE001 - e.g. the runner could not start: one line, not a traceback
+        hint = ("; without internet give a Prism binary with --prism_location=PATH (README: "
+                "\"The streaming driver on Prism\")" if "prism" in str(exc).lower() else "")
+        print(f"newsmon: could not run on {args.runner}: {type(exc).__name__}: {str(exc).strip()[:500]}{hint}",
+              file=sys.stderr, flush=True)
+        return 1
+    if outcome != "stopped":
+        print(f"newsmon: the {args.runner} job ended on its own ({outcome})", file=sys.stderr, flush=True)
+        return 1
+    print("newsmon: stopped", file=sys.stderr, flush=True)
     return 0
+
+
+def install_streaming_stop_handlers(stop: threading.Event) -> None:
+    """Like :func:`install_stop_handlers`, but the hard exit after the grace period first kills
+    the runner subprocess (Prism) this process started, so none is left behind."""
+
+    def handler(signum: int, _frame: Any) -> None:
+        if stop.is_set():
+            return
+        log.warning("received %s: cancelling the job", signal.Signals(signum).name)
+        stop.set()
+
+        def watchdog() -> None:
+            from pipelines.streaming import kill_own_children
+
+            time.sleep(STOP_GRACE_SECONDS)
+            print("newsmon: stop grace period over; exiting", file=sys.stderr, flush=True)
+            kill_own_children()
+            os._exit(0)
+
+        threading.Thread(target=watchdog, daemon=True, name="stop-watchdog").start()
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
 
 
 # -- backfill ----------------------------------------------------------------------------------

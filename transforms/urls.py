@@ -26,6 +26,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from courlan import normalize_url
 
+from transforms.records import article_id
+
 
 class UrlError(ValueError):
     """The input cannot be canonicalised (not an absolute http(s) URL with a host). Permanent."""
@@ -92,3 +94,9 @@ def canonical_url(url: str) -> str:
     port = parts.port if parts.port not in (None, 80, 443) else None
     netloc = f"{host}:{port}" if port else host
     return urlunsplit(("https", netloc, _strip_path(parts.path), _strip_query(parts.query), ""))
+
+
+def canonical_id(link: str) -> tuple[str, str]:
+    """(canonical URL, article id) of a feed entry's link: the key both drivers accept entries by."""
+    canonical = canonical_url(link)
+    return canonical, article_id(canonical)

@@ -24,7 +24,7 @@ test: $(STAMP)
 	bash .ci/opensearch.sh
 	bash .ci/prism.sh
 	$(MAKE) --no-print-directory lint
-	NEWSMON_REQUIRE_OPENSEARCH=1 $(VENV)/bin/python -m pytest -ra $(ARGS)
+	NEWSMON_REQUIRE_OPENSEARCH=1 NEWSMON_REQUIRE_PRISM=1 $(VENV)/bin/python -m pytest -ra $(ARGS)
 
 # The same contract tests against a real cluster: NEWSMON_TEST_ES_URL=https://... make test-live
 test-live: $(STAMP)

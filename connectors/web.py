@@ -209,18 +209,11 @@ def _detect(body: bytes) -> str:
     return "cp1252"
 
 
-def ensure_html(response: HttpResponse) -> HttpResponse:
-    """Raise FetchError(kind="not_html") unless the response looks like an HTML page."""
+def is_html(response: HttpResponse) -> bool:
+    """Whether a page response may hold an article: an HTML or XML type, or none declared
+    (extraction then decides). A PDF, image or JSON answer is counted ``not_html`` by the caller."""
     ctype = response.content_type
-    if ctype in ("text/html", "application/xhtml+xml") or (not ctype and b"<html" in response.body[:2048].lower()):
-        return response
-    raise FetchError(
-        f"not an HTML page (content-type {ctype or 'missing'!r}): {redact(response.url)}",
-        kind="not_html",
-        transient=False,
-        url=response.url,
-        status=response.status,
-    )
+    return not ctype or "html" in ctype or "xml" in ctype
 
 
 # --------------------------------------------------------------------------- guard

@@ -150,7 +150,7 @@ def fetch_page(client: Any, item: PendingItem, *, max_attempts: int) -> tuple[st
     attempt, gives ``html=None``: extraction then falls back to the feed's title and summary,
     so an accepted entry is never dropped.
     """
-    from connectors.web import FetchError
+    from connectors.web import FetchError, is_html
 
     m = metrics.get()
     start = time.monotonic()
@@ -168,8 +168,7 @@ def fetch_page(client: Any, item: PendingItem, *, max_attempts: int) -> tuple[st
         return "page", (item, link, None)
     finally:
         m.stage_seconds.labels("fetch").observe(time.monotonic() - start)
-    ctype = response.headers.get("content-type", "").lower()
-    if response.status != 200 or ("html" not in ctype and "xml" not in ctype and ctype):
+    if response.status != 200 or not is_html(response):
         m.articles_fetched.labels("not_html" if response.status == 200 else "http_error").inc()
         return "page", (item, response.url, None)
     m.articles_fetched.labels("ok").inc()

@@ -19,7 +19,7 @@ from connectors.web import (
     FetchError,
     HttpClient,
     HttpResponse,
-    ensure_html,
+    is_html,
     is_public_address,
     parse_retry_after,
     redact,
@@ -370,11 +370,12 @@ def test_detection_without_any_declaration() -> None:
     assert resp(body, "text/html").text().endswith("Kafé")
 
 
-def test_ensure_html() -> None:
-    assert ensure_html(resp(b"<html></html>", "text/html; charset=utf-8")).status == 200
-    with pytest.raises(FetchError) as info:
-        ensure_html(resp(b"%PDF-1.4", "application/pdf"))
-    assert (info.value.kind, info.value.transient) == ("not_html", False)
+def test_is_html() -> None:
+    assert is_html(resp(b"<html></html>", "text/html; charset=utf-8"))
+    assert is_html(resp(b"<html></html>", "application/xhtml+xml"))
+    assert is_html(resp(b"<html></html>", ""))  # nothing declared: extraction decides
+    assert not is_html(resp(b"%PDF-1.4", "application/pdf"))
+    assert not is_html(resp(b"{}", "application/json"))
 
 
 # --------------------------------------------------------------------------- politeness

@@ -39,7 +39,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as futures_wait
 from dataclasses import dataclass, field
@@ -132,9 +132,11 @@ class Prefetcher:
     when the feed's text must do).
     """
 
-    def __init__(self, http: Any, state: StateStore, *, max_attempts: int, workers: int = 1) -> None:
+    def __init__(self, http: Any, state: StateStore, *, max_attempts: int, workers: int = 1,
+                 clock: Callable[[], float] = time.time) -> None:
         self._http = http
         self._state = state
+        self._clock = clock  # the driver's clock: retry times are on it
         self._max_attempts = max_attempts
         self._workers = workers  # >= 2: start each page's extraction as soon as it is fetched
         self._cond = threading.Condition()
@@ -181,7 +183,7 @@ class Prefetcher:
             _, error, retry_after = value
             try:
                 delay = retry_delay(item.attempts + 1, retry_after=retry_after)
-                self._state.defer(item.id, error=error, retry_at=time.time() + delay)
+                self._state.defer(item.id, error=error, retry_at=self._clock() + delay)
             except Exception as exc:  # store closed (shutting down): the entry is still pending
                 log.warning("could not defer %s: %s", item.id[:12], _short(exc))
         if tag != RETRY and self._workers >= 2:
@@ -257,7 +259,8 @@ class LocalDriver:
         self.http = HttpClient(cfg.fetch)
         # article pages get their own client (own politeness slots), so feed polls never queue behind them
         self.page_http = HttpClient(cfg.fetch)
-        self.prefetch = Prefetcher(self.page_http, self.state, max_attempts=cfg.max_attempts, workers=workers)
+        self.prefetch = Prefetcher(self.page_http, self.state, max_attempts=cfg.max_attempts, workers=workers,
+                                   clock=clock)
         if workers >= 2:
             from pipelines import extractpool
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import time
 from pathlib import Path
 
 import pytest
@@ -29,7 +30,23 @@ BANJIR = [
 
 
 
-def make_driver(tmp_path: Path, feed_url: str, **fetch: object) -> LocalDriver:
+RETRY_LATER = 24 * 3600.0  # past any fetch retry's backoff
+
+
+class Clock:
+    """The driver's injectable clock, moved on by the test instead of rewriting the store."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def make_driver(tmp_path: Path, feed_url: str, *, clock: Clock | None = None, **fetch: object) -> LocalDriver:
     cfg = Config(
         feeds=(FeedConfig(url=feed_url, id="uji", name="Kabar Uji", min_interval=1, max_interval=1),),
         store_dir=tmp_path / "store",
@@ -39,7 +56,7 @@ def make_driver(tmp_path: Path, feed_url: str, **fetch: object) -> LocalDriver:
         metrics_port=0,
         max_attempts=2,
     )
-    return LocalDriver(cfg)
+    return LocalDriver(cfg, clock=clock or Clock())
 
 
 def test_cycle_indexes_new_articles_once_and_counts(tmp_path: Path, registry: CollectorRegistry) -> None:
@@ -82,7 +99,8 @@ def test_transient_fetch_failure_is_retried_and_permanent_one_falls_back(
         gone = site.publish("Banjir rendam ratusan rumah di Bandung", BANJIR)
         server.route(f"/berita/{flaky.slug}", Route(status=503, headers={"Retry-After": "0"}))
         server.route(f"/berita/{gone.slug}", Route(status=404))
-        driver = make_driver(tmp_path, site.feed_url)
+        clock = Clock()
+        driver = make_driver(tmp_path, site.feed_url, clock=clock)
         try:
             report = driver.cycle(force_all=True)
             assert report.acknowledged == 1  # the 404 falls back to the feed's text
@@ -91,7 +109,7 @@ def test_transient_fetch_failure_is_retried_and_permanent_one_falls_back(
             fallback = index.search("banjir")[0]
             assert index.get(fallback.id).extraction == "feed_fallback"
             # the retry is due later; make it due now and let the page recover
-            driver.state._conn.execute("UPDATE pending SET next_attempt_at = 0")
+            clock.advance(RETRY_LATER)
             site.server.routes.pop(f"/berita/{flaky.slug}")
             site.publish(flaky.title, flaky.paragraphs, slug=flaky.slug)
             site.stories.pop()  # same story, page restored: not a new feed item
@@ -120,12 +138,13 @@ def test_a_poisonous_entry_is_isolated_and_quarantined(
         site = NewsSite(server)
         site.publish("Putin dan Kim Jong Un teken perjanjian di Pyongyang", RUSIA_KORUT)
         site.publish("Banjir rendam ratusan rumah di Bandung", BANJIR)
-        driver = make_driver(tmp_path, site.feed_url)
+        clock = Clock()
+        driver = make_driver(tmp_path, site.feed_url, clock=clock)
         try:
             report = driver.cycle(force_all=True)
             assert report.acknowledged == 1
             assert driver.state.counts() == {"pending": 1, "outbox": 0, "failed": 0}
-            driver.state._conn.execute("UPDATE pending SET next_attempt_at = 0")
+            clock.advance(RETRY_LATER)
             driver.cycle()
             assert driver.state.counts() == {"pending": 0, "outbox": 0, "failed": 1}
         finally:

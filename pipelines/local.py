@@ -36,9 +36,11 @@ from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 
 from connectors import metrics
 from connectors.statestore import PendingItem, StateStore
+from pipelines.accept import accept_entry
+from pipelines.accept import canonical_id as canonical_id  # bench and other callers import it from here
 from pipelines.config import Config, FeedConfig
 from pipelines.process import ProcessArticles, Resources, retry_delay, write_batch
-from transforms.records import FeedEntry, article_id
+from transforms.records import FeedEntry
 
 log = logging.getLogger(__name__)
 
@@ -71,13 +73,6 @@ def run_bounded(items: Sequence[PendingItem], resources: Resources, state: State
     with beam.Pipeline(runner=FnApiRunner(), options=options) as p:
         _ = p | "Pending" >> beam.Create(list(items)) | "Process" >> ProcessArticles(resources)
     return [item.id for item in items if not state.is_known(item.id)]
-
-
-def canonical_id(link: str) -> tuple[str, str]:
-    from transforms.urls import canonical_url
-
-    canonical = canonical_url(link)
-    return canonical, article_id(canonical)
 
 
 class LocalDriver:
@@ -141,26 +136,22 @@ class LocalDriver:
             if result.error is not None:  # poll_feed logged it
                 report.errors.append(f"{feed.id}: {result.outcome}")
             items = self.accept(result.entries, report)
-            m.articles_seen.labels(feed.id).inc(len(items))
             self.state.commit_poll(result.state, items)
             self._states[feed.id] = result.state
 
     def accept(self, entries: Iterable[FeedEntry], report: CycleReport) -> list[PendingItem]:
         """New entries whose canonical URL is not known yet -> PendingItems (URL duplicates counted)."""
-        m = metrics.get()
         items: dict[str, PendingItem] = {}
+
+        def is_known(aid: str) -> bool:
+            return aid in items or self.state.is_known(aid) or self.dedup.lookup(aid) is not None
+
         for entry in entries:
-            try:
-                canonical, aid = canonical_id(entry.link)
-            except Exception as exc:  # a junk link must not stop the feed
-                log.warning("feed %s: unusable link %r: %s", entry.feed_id, entry.link[:200], exc)
-                m.articles_failed.labels("accept", "bad_url").inc()
-                continue
-            if aid in items or self.state.is_known(aid) or self.dedup.lookup(aid) is not None:
-                m.duplicates.labels("url").inc()
+            outcome, item = accept_entry(entry, is_known)
+            if outcome == "duplicate":
                 report.url_duplicates += 1
-                continue
-            items[aid] = PendingItem(id=aid, canonical_url=canonical, entry=entry, attempts=0)
+            if item is not None:
+                items[item.id] = item
         report.accepted += len(items)
         return list(items.values())
 

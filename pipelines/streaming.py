@@ -25,8 +25,8 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 from apache_beam.transforms import window
 
-from connectors import metrics
 from connectors.statestore import PendingItem
+from pipelines.accept import accept_entry
 from pipelines.config import Config
 from pipelines.process import ProcessArticles, Resources
 from transforms.records import FeedEntry
@@ -47,19 +47,10 @@ class AcceptEntries(beam.DoFn):
         self._dedup = self._res.dedup_store_factory()()
 
     def process(self, entry: FeedEntry) -> Iterator[PendingItem]:
-        from pipelines.local import canonical_id
-
-        try:
-            canonical, aid = canonical_id(entry.link)
-        except Exception as exc:
-            log.warning("feed %s: unusable link %r: %s", entry.feed_id, entry.link[:200], exc)
-            metrics.get().articles_failed.labels("accept", "bad_url").inc()
-            return
-        if self._dedup is not None and self._dedup.lookup(aid) is not None:
-            metrics.get().duplicates.labels("url").inc()
-            return
-        metrics.get().articles_seen.labels(entry.feed_id).inc()
-        yield PendingItem(id=aid, canonical_url=canonical, entry=entry, attempts=0)
+        dedup = self._dedup
+        _, item = accept_entry(entry, lambda aid: dedup is not None and dedup.lookup(aid) is not None)
+        if item is not None:
+            yield item
 
     def teardown(self) -> None:
         close = getattr(self._dedup, "close", None)

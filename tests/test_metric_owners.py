@@ -35,6 +35,8 @@ MOVES = {"inc", "dec", "set", "observe", "time", "set_to_current_time", "set_fun
 PARTITIONED = {"stage_seconds": 0, "articles_failed": 0, "duplicates": 0}
 # (family, module) -> the values a computed partition label takes there
 COMPUTED_PARTITIONS = {("duplicates", "pipelines/dedupbeam.py"): frozenset({"exact", "near"})}
+# functions that only read metrics (their references need not be moves); moves inside them still count
+READERS = {("pipelines/run_cmd.py", "_backfill_counters")}  # backfill's summary reads counter samples
 
 
 def metric_attrs() -> frozenset[str]:
@@ -67,7 +69,16 @@ def _partition(attr: str, labels: ast.Call | None) -> str | None:
     return arg.value if isinstance(arg, ast.Constant) and isinstance(arg.value, str) else "?"
 
 
-def moves_in(path: Path, attrs: frozenset[str], module: str | None = None) -> list[Move]:
+def _is_metrics_object(node: ast.expr, handles: set[str]) -> bool:
+    """``metrics.get()`` / ``metrics_mod.get()``, or a name bound to one of them in the module."""
+    if isinstance(node, ast.Name):
+        return node.id in handles
+    return (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "get"
+            and isinstance(node.func.value, ast.Name) and node.func.value.id in {"metrics", "metrics_mod"})
+
+
+def scan(path: Path, attrs: frozenset[str], module: str | None = None) -> tuple[list[Move], list[str]]:
+    """The moves in one file, and the metric references the scan cannot follow (``module:line attr``)."""
     module = module or path.relative_to(ROOT).as_posix()
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=module)
     skip: set[int] = set()
@@ -75,22 +86,29 @@ def moves_in(path: Path, attrs: frozenset[str], module: str | None = None) -> li
         for node in ast.walk(tree):
             if isinstance(node, ast.FunctionDef) and node.name == "init_series":
                 skip.update(id(n) for n in ast.walk(node))
+    followed: set[int] = set()  # metric attribute nodes that are part of a move or an alias
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef) and (module, node.name) in READERS:
+            followed.update(id(n) for n in ast.walk(node))
 
     def metric_of(expr: ast.expr) -> tuple[str, ast.Call | None] | None:
         base, labels = _strip_labels(expr)
         if isinstance(base, ast.Attribute) and base.attr in attrs:
+            followed.add(id(base))
             return base.attr, labels
         return None
 
+    handles: set[str] = set()
     # names bound to a metric or one of its series: ``stage = metrics.get().stage_seconds.labels("dedup")``
     aliases: dict[str, tuple[str, ast.Call | None]] = {}
     for node in ast.walk(tree):
         if isinstance(node, ast.Assign) and id(node) not in skip:
+            names = [t.id for t in node.targets if isinstance(t, ast.Name)]
+            if _is_metrics_object(node.value, set()):
+                handles.update(names)
             found = metric_of(node.value)
             if found is not None:
-                for target in node.targets:
-                    if isinstance(target, ast.Name):
-                        aliases[target.id] = found
+                aliases.update((name, found) for name in names)
     moves: list[Move] = []
     for node in ast.walk(tree):
         if id(node) in skip or not isinstance(node, ast.Call) or not isinstance(node.func, ast.Attribute):
@@ -105,12 +123,30 @@ def moves_in(path: Path, attrs: frozenset[str], module: str | None = None) -> li
             continue
         attr, labels = found
         moves.append(Move(attr, module, node.lineno, _partition(attr, labels)))
-    return moves
+    unfollowed = [
+        f"{module}:{node.lineno} {node.attr}"
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute) and node.attr in attrs and id(node) not in skip
+        and id(node) not in followed and _is_metrics_object(node.value, handles)
+    ]
+    return moves, unfollowed
+
+
+def moves_in(path: Path, attrs: frozenset[str], module: str | None = None) -> list[Move]:
+    return scan(path, attrs, module)[0]
 
 
 def all_moves() -> list[Move]:
     attrs = metric_attrs()
     return [move for pkg in PACKAGES for path in sorted((ROOT / pkg).rglob("*.py")) for move in moves_in(path, attrs)]
+
+
+def test_every_metric_reference_is_a_move_the_scan_follows() -> None:
+    """A metric handed around (``counter = m.duplicates; helper(counter)``) would hide its owner."""
+    attrs = metric_attrs()
+    unfollowed = [u for pkg in PACKAGES for path in sorted((ROOT / pkg).rglob("*.py")) for u in scan(path, attrs)[1]]
+    assert not unfollowed, "metric references that are not a move or an alias the scan follows:\n" + "\n".join(
+        unfollowed)
 
 
 def owner_table(moves: list[Move]) -> str:
@@ -142,6 +178,8 @@ def test_the_scan_follows_aliases_and_labels(tmp_path: Path) -> None:
     src.write_text(code, encoding="utf-8")
     found = {(mv.attr, mv.partition) for mv in moves_in(src, attrs, "pipelines/probe.py")}
     assert found == {("stage_seconds", "dedup"), ("duplicates", "?"), ("backlog", None)}
+    src.write_text("def g(metrics, helper):\n    m = metrics.get()\n    helper(m.latency)\n", encoding="utf-8")
+    assert scan(src, attrs, "pipelines/probe.py") == ([], ["pipelines/probe.py:3 latency"])
 
 
 def test_every_metric_has_one_owner_module() -> None:

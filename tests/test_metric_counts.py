@@ -14,7 +14,9 @@ exact delta:
 
 - ``bulk_retries``: tests/test_elasticsearch.py::test_per_item_429_is_retried_with_backoff
 - ``dead_letters``: tests/test_elasticsearch.py::test_mapping_violation_goes_to_dead_letters
-- ``articles_indexed{outcome="failed"}``: tests/test_elasticsearch.py::test_partial_ack_then_failure_reports_retry
+- ``articles_indexed`` on the search-engine sink (``indexed`` and ``failed``, each exactly once per
+  article through ``write_batch``; issue 15 found them counted twice there):
+  tests/test_elasticsearch.py::test_partial_ack_then_failure_reports_retry
 - ``alerts_sent`` (sent, failed, expired, dropped, too_old, repeat): tests/test_alertmanager.py
   (``test_sender_posts_v2_alerts_with_ends_at_and_empties_the_queue``, ``test_undelivered_alerts_expire``,
   ``test_queue_is_bounded_dropping_the_oldest``, ...)
@@ -26,7 +28,6 @@ from __future__ import annotations
 
 import html
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,6 +35,7 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry
 
+from connectors.metrics import FEED_POLL_OUTCOMES
 from pipelines.config import Config, FeedConfig, FetchConfig
 from pipelines.local import LocalDriver
 from tests.localserver import LocalServer, Request, Route
@@ -112,8 +114,8 @@ class Run:
     known_link: str  # an article the run accepted
 
 
-@pytest.fixture
-def run(tmp_path: Path, registry: CollectorRegistry) -> Iterator[Run]:
+def drive(tmp_path: Path, registry: CollectorRegistry, cycles: int) -> Run:
+    """``cycles`` cycles of a local driver over the designed site, on a fixed clock."""
     now = time.time()
     with LocalServer() as server:
         site = NewsSite(server, "/site.xml")
@@ -139,11 +141,17 @@ def run(tmp_path: Path, registry: CollectorRegistry) -> Iterator[Run]:
         known_link = site.url_of(site.stories[0])
         driver = LocalDriver(cfg, clock=lambda: now)
         try:
-            report = driver.cycle(force_all=True)
+            for _ in range(cycles):
+                report = driver.cycle(force_all=True)
+                assert not report.errors, report.errors
         finally:
             driver.close()
-    assert not report.errors, report.errors
-    yield Run(registry, now, cfg, known_link)
+    return Run(registry, now, cfg, known_link)
+
+
+@pytest.fixture
+def run(tmp_path: Path, registry: CollectorRegistry) -> Run:
+    return drive(tmp_path, registry, cycles=1)
 
 
 def value(reg: CollectorRegistry, name: str, **labels: str) -> float | None:
@@ -238,3 +246,23 @@ def test_streaming_intake_counts_like_the_local_driver(run: Run) -> None:
     assert value(reg, "newsmon_articles_seen_total", feed=FEED_ID) == PAGES + 1
     assert value(reg, "newsmon_duplicates_total", kind="url") == 1 + 1
     assert value(reg, "newsmon_articles_failed_total", stage="accept", reason="bad_url") == 1
+
+
+def test_a_second_cycle_adds_only_its_poll_and_itself(tmp_path: Path, registry: CollectorRegistry) -> None:
+    """Nothing new in the feed: no article, copy, fetch or write is counted again."""
+    run = drive(tmp_path, registry, cycles=2)
+    reg = run.registry
+    assert value(reg, "newsmon_cycles_total", outcome="ok") == 2
+    assert value(reg, "newsmon_stage_duration_seconds_count", stage="poll") == 2
+    polls = {o: value(reg, "newsmon_feed_polls_total", feed=FEED_ID, outcome=o) for o in FEED_POLL_OUTCOMES}
+    # the same document again (no ETag here, so no 304): its content hash says "unchanged"
+    assert {o: n for o, n in polls.items() if n} == {"ok": 1, "unchanged": 1}
+    assert value(reg, "newsmon_feed_items_total", feed=FEED_ID) == PAGES + 2  # an unchanged document is not parsed
+    assert value(reg, "newsmon_duplicates_total", kind="url") == 1
+    assert value(reg, "newsmon_articles_seen_total", feed=FEED_ID) == PAGES
+    assert value(reg, "newsmon_duplicates_total", kind="exact") == EXACT
+    assert value(reg, "newsmon_duplicates_total", kind="near") == NEAR
+    assert value(reg, "newsmon_articles_fetched_total", outcome="ok") == PAGES - 2
+    assert value(reg, "newsmon_articles_indexed_total", sink="localindex", outcome="indexed") == PAGES
+    assert value(reg, "newsmon_articles_tagged_total", topic="russia-dprk") == TAGGED
+    assert value(reg, "newsmon_article_latency_seconds_count") == PAGES

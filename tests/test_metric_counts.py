@@ -1,7 +1,9 @@
 """Each metric moves by exactly the number of events that happened (issue 15, item 2).
 
 One cycle of the real local driver (``pipelines.local.LocalDriver``) over a local news site
-whose feed carries a designed mix of events, then exact values on the test's fresh registry:
+whose feed carries a designed mix of events, then exact values on the test's fresh registry
+(one test runs a second, unchanged cycle; another feeds the streaming driver's ``AcceptEntries``
+three entries on the store the cycle filled):
 
 - ``GOOD`` distinct articles, ``TAGGED`` of them about Russia and North Korea,
 - ``EXACT`` exact copies and ``NEAR`` near copies of other articles (different URLs),
@@ -17,9 +19,9 @@ exact delta:
 - ``articles_indexed`` on the search-engine sink (``indexed`` and ``failed``, each exactly once per
   article through ``write_batch``; issue 15 found them counted twice there):
   tests/test_elasticsearch.py::test_partial_ack_then_failure_reports_retry
-- ``alerts_sent`` (sent, failed, expired, dropped, too_old, repeat): tests/test_alertmanager.py
-  (``test_sender_posts_v2_alerts_with_ends_at_and_empties_the_queue``, ``test_undelivered_alerts_expire``,
-  ``test_queue_is_bounded_dropping_the_oldest``, ...)
+- ``alerts_sent``: tests/test_alertmanager.py, ``sent`` in
+  ``test_sender_posts_v2_alerts_with_ends_at_and_empties_the_queue``, ``failed`` in
+  ``test_down_alertmanager_retries_with_backoff_then_delivers``, ``expired`` in ``test_undelivered_alerts_expire``
 - ``article_alerts_enabled``: tests/test_alertmanager.py::test_driver_backfill_remembers_and_run_sends_including_outbox_resends
 - ``articles_failed{stage="pipeline"}``: tests/test_local_driver.py::test_a_poisonous_entry_is_isolated_and_quarantined
 """

@@ -52,10 +52,10 @@ from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 
 from connectors import metrics
 from connectors.statestore import PendingItem, StateStore
+from pipelines.accept import accept_entry
 from pipelines.config import Config, FeedConfig
 from pipelines.process import RETRY, ProcessPages, Resources, fetch_page, fetch_pool, retry_delay, write_batch
 from transforms.records import FeedEntry
-from transforms.urls import canonical_id
 
 log = logging.getLogger(__name__)
 
@@ -317,26 +317,22 @@ class LocalDriver:
             if result.error is not None:  # poll_feed logged it
                 report.errors.append(f"{feed.id}: {result.outcome}")
             items = self.accept(result.entries, report)
-            m.articles_seen.labels(feed.id).inc(len(items))
             self.state.commit_poll(result.state, items)
             self._states[feed.id] = result.state
 
     def accept(self, entries: Iterable[FeedEntry], report: CycleReport) -> list[PendingItem]:
         """New entries whose canonical URL is not known yet -> PendingItems (URL duplicates counted)."""
-        m = metrics.get()
         items: dict[str, PendingItem] = {}
+
+        def is_known(aid: str) -> bool:
+            return aid in items or self.state.is_known(aid) or self.dedup.lookup(aid) is not None
+
         for entry in entries:
-            try:
-                canonical, aid = canonical_id(entry.link)
-            except Exception as exc:  # a junk link must not stop the feed
-                log.warning("feed %s: unusable link %r: %s", entry.feed_id, entry.link[:200], exc)
-                m.articles_failed.labels("accept", "bad_url").inc()
-                continue
-            if aid in items or self.state.is_known(aid) or self.dedup.lookup(aid) is not None:
-                m.duplicates.labels("url").inc()
+            outcome, item = accept_entry(entry, is_known)
+            if outcome == "duplicate":
                 report.url_duplicates += 1
-                continue
-            items[aid] = PendingItem(id=aid, canonical_url=canonical, entry=entry, attempts=0)
+            if item is not None:
+                items[item.id] = item
         report.accepted += len(items)
         return list(items.values())
 

@@ -41,6 +41,7 @@ from apache_beam.transforms import window
 from connectors import metrics
 from connectors.settings import FeedConfig
 from connectors.statestore import PendingItem
+from pipelines.accept import accept_entry
 from pipelines.config import Config
 from pipelines.process import ProcessArticles, Resources, retry_delay
 from transforms.records import FeedEntry
@@ -62,17 +63,10 @@ class AcceptEntries(beam.DoFn):
         self._dedup = self._res.dedup_store_factory()()
 
     def process(self, entry: FeedEntry) -> Iterator[PendingItem]:
-        try:
-            canonical, aid = canonical_id(entry.link)
-        except Exception as exc:
-            log.warning("feed %s: unusable link %r: %s", entry.feed_id, entry.link[:200], exc)
-            metrics.get().articles_failed.labels("accept", "bad_url").inc()
-            return
-        if self._dedup is not None and self._dedup.lookup(aid) is not None:
-            metrics.get().duplicates.labels("url").inc()
-            return
-        metrics.get().articles_seen.labels(entry.feed_id).inc()
-        yield PendingItem(id=aid, canonical_url=canonical, entry=entry, attempts=0)
+        dedup = self._dedup
+        _, item = accept_entry(entry, lambda aid: dedup is not None and dedup.lookup(aid) is not None)
+        if item is not None:
+            yield item
 
     def teardown(self) -> None:
         close = getattr(self._dedup, "close", None)

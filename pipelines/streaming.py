@@ -38,14 +38,12 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 from apache_beam.transforms import window
 
-from connectors import metrics
 from connectors.settings import FeedConfig
 from connectors.statestore import PendingItem
 from pipelines.accept import accept_entry
 from pipelines.config import Config
 from pipelines.process import ProcessArticles, Resources, retry_delay
 from transforms.records import FeedEntry
-from transforms.urls import canonical_id
 
 log = logging.getLogger(__name__)
 
@@ -150,21 +148,16 @@ class PollAndQueue(beam.DoFn):
             yield item
 
     def _accept(self, entries: Sequence[FeedEntry]) -> list[PendingItem]:
-        """New entries whose canonical URL is not known yet (URL duplicates counted)."""
-        m = metrics.get()
+        """New entries whose canonical URL is not known yet (counted by ``accept_entry``)."""
         items: dict[str, PendingItem] = {}
+
+        def known(aid: str) -> bool:
+            return aid in items or self._state.is_known(aid) or self._dedup.lookup(aid) is not None
+
         for entry in entries:
-            try:
-                canonical, aid = canonical_id(entry.link)
-            except Exception as exc:  # a junk link must not stop the feed
-                log.warning("feed %s: unusable link %r: %s", entry.feed_id, entry.link[:200], exc)
-                m.articles_failed.labels("accept", "bad_url").inc()
-                continue
-            if aid in items or self._state.is_known(aid) or self._dedup.lookup(aid) is not None:
-                m.duplicates.labels("url").inc()
-                continue
-            m.articles_seen.labels(entry.feed_id).inc()
-            items[aid] = PendingItem(id=aid, canonical_url=canonical, entry=entry, attempts=0)
+            _, item = accept_entry(entry, known)
+            if item is not None:
+                items[item.id] = item
         return list(items.values())
 
     def teardown(self) -> None:

@@ -87,7 +87,7 @@ def test_no_feeds_is_refused(tmp_path: Path) -> None:
 
 def test_prism_loopback_keeps_dedup_on_disk_and_other_workers_share_it(tmp_path: Path) -> None:
     from apache_beam.options.pipeline_options import PipelineOptions
-    from connectors.esdedupstore import ElasticsearchDedupStoreFactory
+    from connectors.elasticsearch.dedupstore import ElasticsearchDedupStoreFactory
 
     from pipelines.streaming import streaming_resources, worker_runs_in_this_process
 
@@ -107,7 +107,7 @@ def test_opensearch_with_workers_elsewhere_shares_dedup_in_the_cluster(tmp_path:
     import dataclasses
 
     from apache_beam.options.pipeline_options import PipelineOptions
-    from connectors.esdedupstore import ElasticsearchDedupStoreFactory
+    from connectors.elasticsearch.dedupstore import ElasticsearchDedupStoreFactory
 
     from pipelines.streaming import streaming_resources
 

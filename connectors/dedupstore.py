@@ -91,6 +91,11 @@ class DedupRecord:
         """Earliest first: by first_seen, then published."""
         return (self.first_seen, self.published or self.first_seen)
 
+    @property
+    def original_key(self) -> tuple[datetime, datetime, str]:
+        """Which of two copies is the original: earliest published, then first seen, then id."""
+        return (to_utc(self.published) if self.published else self.first_seen, self.first_seen, self.id)
+
 
 class DedupStore(Protocol):
     def accept_url(self, article_id: str, url: str, *, now: datetime, owner: str | None = None) -> bool: ...
@@ -122,6 +127,14 @@ class DedupStore(Protocol):
     def record(self, rec: DedupRecord) -> None: ...
 
     def add_syndication(self, original_id: str, syndication: Syndication) -> None: ...
+
+    def repoint(self, old_id: str, new_id: str, *, kind: str, similarity: float) -> list[str]:
+        """``old_id`` (an original) becomes a ``kind`` copy of ``new_id``; its copies follow.
+
+        Called when an older article turns up after its copy was recorded as the original.
+        ``old_id`` leaves the candidate indexes and its ``also_published_at`` is emptied (the
+        caller gives it to ``new_id``). Returns every id whose ``duplicate_of`` changed."""
+        ...
 
     def prune(self, *, older_than: datetime) -> int: ...
 
@@ -392,6 +405,33 @@ class SqliteDedupStore:
                 return
             also.append(syndication.to_dict())
             db.execute("UPDATE records SET also = ? WHERE id = ?", (json.dumps(also), original_id))
+
+    def repoint(self, old_id: str, new_id: str, *, kind: str, similarity: float) -> list[str]:
+        """See :meth:`DedupStore.repoint`: one transaction."""
+        with self._tx() as db:
+            row = db.execute(
+                "SELECT rid, story_terms, duplicate_of FROM records WHERE id = ?", (old_id,)
+            ).fetchone()
+            if row is None or row[2] is not None or old_id == new_id:
+                return []
+            rid, blob, _ = row
+            copies = [
+                str(r[0]) for r in db.execute("SELECT id FROM records WHERE duplicate_of = ?", (old_id,)).fetchall()
+            ]
+            db.execute(
+                "UPDATE records SET duplicate_of = ?, duplicate_kind = ?, similarity = ?, also = '[]' WHERE rid = ?",
+                (new_id, kind, similarity, rid),
+            )
+            db.execute("UPDATE records SET duplicate_of = ? WHERE duplicate_of = ?", (new_id, old_id))
+            db.execute("UPDATE urls SET owner = ? WHERE owner = ?", (new_id, old_id))
+            # a copy is never a candidate: take the old original out of the indexes
+            db.execute("DELETE FROM lsh WHERE rid = ?", (rid,))
+            db.execute("DELETE FROM story WHERE rid = ?", (rid,))
+            terms = sorted(set(_unpack(blob, "I")))
+            db.executemany("UPDATE df SET n = n - 1 WHERE term = ?", [(t,) for t in terms])
+            db.execute("DELETE FROM df WHERE n <= 0")
+            db.execute("UPDATE meta SET n = MAX(0, n - 1) WHERE key = 'originals'")
+        return [old_id, *copies]
 
     def prune(self, *, older_than: datetime) -> int:
         """Forget articles and URLs first seen before ``older_than``; returns records removed."""

@@ -92,6 +92,7 @@ def dedup_one(article: Article, store: DedupStore, *, window_days: float, story_
         "similarity": decision.similarity,
         "story_id": decision.story_id,
         "story_similarity": decision.story_similarity,
+        "rule": decision.rule,
     }
 
 

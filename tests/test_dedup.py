@@ -175,7 +175,7 @@ def test_text_hash_ignores_boilerplate_and_case_and_rejects_stubs() -> None:
     assert text_hash(v["outlet_boilerplate"]) == text_hash(text(ORIGINAL).upper())
     assert text_hash("Singkat saja.") == ""
     assert fingerprint("Terlalu pendek untuk dibandingkan.") == ()
-    assert len(fingerprint(text(ORIGINAL))) == 24
+    assert len(fingerprint(text(ORIGINAL))) == 36  # BANDS
 
 
 @pytest.mark.parametrize("name", sorted(variants()))

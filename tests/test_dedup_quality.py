@@ -129,7 +129,10 @@ KNOWN_COPIES: set[tuple[str, str]] = {
 
 # Pinned from the hand-checked run: 54 pairs, 5,342 stories (floors/ceilings leave room for tuning).
 # Re-run on the committed code (and after the dedup cost work, decision-for-decision identical): 54 pairs, 5,349 stories.
-PAIRS_RANGE = (40, 70)
+# The "aligned" rule and symmetric containment (issue 11) raise the count to 140 (59 containment,
+# 74 aligned, 7 exact); a hand-checked sample of the aligned ones holds re-posts and same-release
+# rewrites but also follow-ups that recycle an earlier article's background (see the README).
+PAIRS_RANGE = (40, 160)
 STORIES_RANGE = (5000, 5600)
 
 

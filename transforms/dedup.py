@@ -86,6 +86,7 @@ from datasketch import MinHash
 
 from connectors.dedupstore import DedupRecord, DedupStore
 from transforms.records import Article, Syndication, to_utc
+from transforms.urls import page_number
 
 # --- boilerplate -------------------------------------------------------------------------
 
@@ -156,12 +157,18 @@ def strip_boilerplate(text: str) -> str:
 _WORD = re.compile(r"\w+", re.UNICODE)
 SHINGLE_WORDS = 5
 NUM_PERM = 72
-BANDS = 24
+BANDS = 36
 ROWS = NUM_PERM // BANDS
 MIN_EXACT_TOKENS = 12  # shorter texts (feed fallbacks, stubs) never count as copies
 MIN_NEAR_TOKENS = 30
 NEAR_CONTAINMENT = 0.8
 NEAR_REVERSE_CONTAINMENT = 0.4
+# The "aligned" rule (see :func:`aligned_overlap`): thresholds chosen on the dev set's groups and
+# checked by leave-one-group-out cross-validation (bench/dedup_quality.py --cv).
+ALIGN_MIN_DENSITY = 0.58  # mean (over the two texts) share of shared words inside the shared span
+ALIGN_MIN_DENSITY_EACH = 0.55  # and in each text on its own
+ALIGN_MAX_ENDS = 0.20  # unexplained head of the better-aligned text + unexplained tail of the better one
+ALIGN_MIN_COVER = 0.40  # the shared words cover at least this share of one of the two texts
 MAX_CANDIDATES = 50
 
 
@@ -178,12 +185,17 @@ def text_hash(text: str) -> str:
     return hashlib.sha256(" ".join(toks).encode("utf-8")).hexdigest()
 
 
-def shingle_hashes(toks: Sequence[str], k: int = SHINGLE_WORDS) -> np.ndarray:
-    """Sorted unique uint32 hashes (crc32) of the word k-grams; one shingle if shorter than k."""
+def shingle_sequence(toks: Sequence[str], k: int = SHINGLE_WORDS) -> np.ndarray:
+    """uint32 hashes (crc32) of the word k-grams in text order; one shingle if shorter than k."""
     if not toks:
         return np.zeros(0, dtype=np.uint32)
     grams = [" ".join(toks[i : i + k]) for i in range(max(1, len(toks) - k + 1))]
-    return np.unique(np.fromiter((zlib.crc32(g.encode("utf-8")) for g in grams), dtype=np.uint32))
+    return np.fromiter((zlib.crc32(g.encode("utf-8")) for g in grams), dtype=np.uint32, count=len(grams))
+
+
+def shingle_hashes(toks: Sequence[str], k: int = SHINGLE_WORDS) -> np.ndarray:
+    """Sorted unique uint32 hashes (crc32) of the word k-grams; one shingle if shorter than k."""
+    return np.unique(shingle_sequence(toks, k))
 
 
 @lru_cache(maxsize=4)
@@ -231,6 +243,52 @@ def containment(a: np.ndarray, b: np.ndarray) -> float:
     if len(a) == 0:
         return 0.0
     return float(len(np.intersect1d(a, b, assume_unique=True))) / float(len(a))
+
+
+@dataclass(frozen=True)
+class Alignment:
+    """How the words two texts share are laid out in one of them (fractions of its words)."""
+
+    density: float  # shared words / words inside the span from the first to the last shared word
+    head: float  # words before the span
+    tail: float  # words after the span
+    cover: float  # shared words / all words
+
+
+def alignment(seq: np.ndarray, other: np.ndarray, k: int = SHINGLE_WORDS) -> Alignment | None:
+    """Where ``seq`` (shingles in text order) shares k-grams with ``other`` (sorted unique set).
+
+    A word counts as shared when any shared k-gram covers it. None when fewer than three
+    k-grams are shared (nothing to align).
+    """
+    hit = np.isin(seq, other, assume_unique=False)
+    if int(hit.sum()) < 3:
+        return None
+    n = len(seq) + k - 1
+    covered = np.convolve(hit.astype(np.int8), np.ones(k, dtype=np.int8)) > 0
+    idx = np.flatnonzero(covered)
+    first, last = int(idx[0]), int(idx[-1])
+    shared = int(covered.sum())
+    return Alignment(shared / (last - first + 1), first / n, (n - 1 - last) / n, shared / n)
+
+
+def aligned_overlap(a: Alignment, b: Alignment) -> bool:
+    """The two texts are windows on one article text, up to a new lead and a cut-off end.
+
+    Crawled copies rarely contain each other: one outlet adds a lead or a header, the other
+    is cut short (or stored only to ~2,000 characters), so plain containment fails both
+    ways. What stays is one densely shared run that starts at (or near) the beginning of
+    one text and runs to (or near) the end of one text. Articles that merely reuse a block
+    (a press-release paragraph, an official schedule, a quote) share a run with unshared
+    text on both sides in both texts, or a sparse one.
+    """
+    ends = min(a.head, b.head) + min(a.tail, b.tail)
+    return (
+        (a.density + b.density) / 2 >= ALIGN_MIN_DENSITY
+        and min(a.density, b.density) >= ALIGN_MIN_DENSITY_EACH
+        and ends <= ALIGN_MAX_ENDS
+        and max(a.cover, b.cover) >= ALIGN_MIN_COVER
+    )
 
 
 def pack_shingles(shingles: np.ndarray) -> bytes:
@@ -316,6 +374,8 @@ class DedupDecision:
     similarity: float | None  # containment that confirmed the copy (None for originals)
     story_id: str
     story_similarity: float | None = None  # weighted term overlap that joined the story, if any
+    rule: str | None = None  # which rule decided the copy, and its evidence (None for originals)
+    repointed: tuple[str, ...] = ()  # earlier originals that became copies of this (older) article
 
     @classmethod
     def from_record(cls, rec: DedupRecord) -> DedupDecision:
@@ -334,40 +394,67 @@ class Features:
     """What the text contributes to decisions (computed once per article)."""
 
     text_hash: str
-    shingles: np.ndarray
+    shingles: np.ndarray  # sorted unique
     bands: tuple[int, ...]
     story_terms: tuple[int, ...]
+    sequence: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, dtype=np.uint32))  # text order
+    fragment: bool = False  # the URL names page 2 or later of a paginated article
 
 
 def features(article: Article) -> Features:
     toks = tokens(strip_boilerplate(article.text))  # stripped once, shared by every signal
     th = hashlib.sha256(" ".join(toks).encode("utf-8")).hexdigest() if len(toks) >= MIN_EXACT_TOKENS else ""
-    shingles = shingle_hashes(toks) if len(toks) >= MIN_NEAR_TOKENS else np.zeros(0, dtype=np.uint32)
+    seq = shingle_sequence(toks) if len(toks) >= MIN_NEAR_TOKENS else np.zeros(0, dtype=np.uint32)
+    shingles = np.unique(seq)
     bands = _bands_of_shingles(shingles) if len(shingles) else ()
     terms = term_hashes(_story_terms(article.title, toks))
-    return Features(th, shingles, bands, terms if len(terms) >= MIN_STORY_TERMS else ())
+    fragment = (page_number(article.url) or 1) > 1
+    return Features(th, shingles, bands, terms if len(terms) >= MIN_STORY_TERMS else (), seq, fragment)
 
 
-def match_copy(feat: Features, candidates: Sequence[DedupRecord]) -> tuple[DedupRecord, str, float] | None:
-    """The best confirmed original among LSH/hash candidates, with kind and similarity, or None."""
-    best: tuple[DedupRecord, str, float] | None = None
+def _compare(feat: Features, cand: DedupRecord) -> tuple[str, float, str] | None:
+    """(kind, similarity, rule) when ``cand`` is the same article as ``feat``'s text, else None."""
+    if feat.text_hash and cand.text_hash == feat.text_hash:
+        return "exact", 1.0, "exact: same words after boilerplate is stripped"
+    if not len(feat.shingles) or not cand.shingles:
+        return None
+    if feat.fragment or (page_number(cand.url) or 1) > 1:
+        # page 2+ of a paginated article is a fragment: sharing text with another article's page
+        # says nothing about the articles (only the URL can tell pages of one article apart)
+        return None
+    other_seq = unpack_shingles(cand.shingles)
+    other = np.unique(other_seq)
+    fwd, back = containment(feat.shingles, other), containment(other, feat.shingles)
+    if max(fwd, back) >= NEAR_CONTAINMENT and min(fwd, back) >= NEAR_REVERSE_CONTAINMENT:
+        return "near", max(fwd, back), f"containment: {fwd:.2f} of this text in the original, {back:.2f} back"
+    a, b = alignment(feat.sequence, other), alignment(other_seq, feat.shingles)
+    if a is not None and b is not None and aligned_overlap(a, b):
+        return (
+            "near",
+            max(a.cover, b.cover),
+            f"aligned: one shared run, density {a.density:.2f}/{b.density:.2f}, "
+            f"unshared head {min(a.head, b.head):.2f} tail {min(a.tail, b.tail):.2f}, "
+            f"cover {a.cover:.2f}/{b.cover:.2f}",
+        )
+    return None
+
+
+def match_copy(
+    feat: Features, candidates: Sequence[DedupRecord]
+) -> tuple[DedupRecord, str, float, str] | None:
+    """The best confirmed original among LSH/hash candidates, with kind, similarity and rule, or None."""
+    best: tuple[DedupRecord, str, float, str] | None = None
     for cand in candidates:
-        if feat.text_hash and cand.text_hash == feat.text_hash:
-            kind, sim = "exact", 1.0
-        elif len(feat.shingles) and cand.shingles:
-            other = unpack_shingles(cand.shingles)
-            sim = containment(feat.shingles, other)
-            if sim < NEAR_CONTAINMENT or containment(other, feat.shingles) < NEAR_REVERSE_CONTAINMENT:
-                continue
-            kind = "near"
-        else:
+        got = _compare(feat, cand)
+        if got is None:
             continue
+        kind, sim, rule = got
         if (
             best is None
             or (kind, sim) > (best[1], best[2])
             or ((kind, sim) == (best[1], best[2]) and cand.order_key < best[0].order_key)
         ):
-            best = (cand, kind, sim)
+            best = (cand, kind, sim, rule)
     return best
 
 
@@ -443,10 +530,39 @@ def decide_status(
             limit=MAX_CANDIDATES,
         ),
     )
+    own_key = (to_utc(article.published) if article.published else ref, ref, article.id)
+    also: tuple[Syndication, ...] = ()
     if copy is not None:
-        orig, kind, sim = copy
-        root = orig.duplicate_of or orig.id
-        decision = DedupDecision(kind=kind, duplicate_of=root, similarity=round(sim, 4), story_id=orig.story_id)
+        orig, kind, sim, rule = copy
+        root = orig
+        if orig.duplicate_of is not None:  # stores index originals only; follow a chain if one shows up
+            root = store.lookup(orig.duplicate_of) or orig
+        if own_key < root.original_key:
+            # the newcomer is older (published earlier): it is the original, the stored one its copy
+            moved = store.repoint(root.id, article.id, kind=kind, similarity=round(sim, 4))
+            also = (
+                Syndication(
+                    id=root.id,
+                    url=root.url,
+                    source=root.source,
+                    first_seen=root.first_seen,
+                    kind=kind,
+                    similarity=round(sim, 4),
+                ),
+                *root.also_published_at,
+            )
+            decision = DedupDecision(
+                kind=None,
+                duplicate_of=None,
+                similarity=None,
+                story_id=root.story_id,
+                rule=f"original: published before {root.id}, which became its copy ({rule})",
+                repointed=tuple(moved),
+            )
+        else:
+            decision = DedupDecision(
+                kind=kind, duplicate_of=root.id, similarity=round(sim, 4), story_id=root.story_id, rule=rule
+            )
     else:
         story = match_story(feat, store, exclude_id=article.id, since=ref - timedelta(days=story_window_days))
         decision = DedupDecision(
@@ -464,13 +580,15 @@ def decide_status(
         published=article.published,
         text_hash=feat.text_hash,
         bands=feat.bands,
-        # a copy is never a candidate (only originals are indexed), so its shingles are never read
-        shingles=b"" if decision.kind else pack_shingles(feat.shingles),
+        # a copy is never a candidate (only originals are indexed), so its shingles are never read;
+        # an original keeps its shingles in text order (the "aligned" rule reads positions)
+        shingles=b"" if decision.kind else pack_shingles(feat.sequence),
         story_terms=feat.story_terms,
         story_id=decision.story_id,
         duplicate_of=decision.duplicate_of,
         duplicate_kind=decision.kind,
         similarity=decision.similarity if decision.kind else decision.story_similarity,
+        also_published_at=also,
     )
     store.record(rec)
     if decision.duplicate_of is not None and decision.kind is not None:
@@ -507,9 +625,10 @@ def decide(
 
 
 def order_key(article: Article) -> tuple[datetime, datetime, str]:
-    """Processing order inside a cycle: earliest first_seen, then published, then id."""
+    """Processing order inside a cycle: earliest published (first_seen when undated), then
+    first_seen, then id -- the order in which the original of a group must be decided first."""
     first = to_utc(article.first_seen)
-    return (first, to_utc(article.published) if article.published else first, article.id)
+    return (to_utc(article.published) if article.published else first, first, article.id)
 
 
 def decide_batch(

@@ -69,6 +69,22 @@ def _strip_query(query: str) -> str:
     return urlencode(sorted(kept))
 
 
+def page_number(url: str) -> int | None:
+    """The page a paginated article URL names (``?page=2`` -> 2), or None (no page, or ``page=all``).
+
+    Page 2 and later of an article hold only a fragment of it; ``canonical_url`` maps every
+    page to the article, and dedup never treats a fragment's text as a whole article.
+    """
+    try:
+        query = urlsplit(url or "").query
+    except ValueError:
+        return None
+    for key, value in parse_qsl(query, keep_blank_values=True):
+        if key.lower() in PAGING_PARAMS and value.strip().isdigit():
+            return int(value.strip())
+    return None
+
+
 def canonical_url(url: str) -> str:
     """The canonical form of an article URL (see the module docstring). Raises :class:`UrlError`."""
     if not isinstance(url, str):

@@ -264,6 +264,10 @@ class SqliteDedupStore:
     def _tx(self) -> _Transaction:
         return _Transaction(self)
 
+    def _read(self) -> _Transaction:
+        """Reads: the store lock, no write transaction (each statement reads a committed state)."""
+        return _Transaction(self, write=False)
+
     def close(self) -> None:
         with self._lock:
             self._db.close()
@@ -283,13 +287,13 @@ class SqliteDedupStore:
             return cur.rowcount == 1
 
     def url_owner(self, article_id: str) -> str | None:
-        with self._tx() as db:
+        with self._read() as db:
             row = db.execute("SELECT owner FROM urls WHERE id = ?", (article_id,)).fetchone()
         return None if row is None else str(row[0])
 
     # -- records ---------------------------------------------------------------------
     def lookup(self, article_id: str) -> DedupRecord | None:
-        with self._tx() as db:
+        with self._read() as db:
             row = db.execute(f"SELECT {_COLUMNS} FROM records WHERE id = ?", (article_id,)).fetchone()
         return None if row is None else _row_to_record(row)
 
@@ -305,7 +309,7 @@ class SqliteDedupStore:
         """Originals with the same text hash first, then those sharing LSH bands (most shared first)."""
         cutoff = _ts(since) if since is not None else float("-inf")
         out: list[DedupRecord] = []
-        with self._tx() as db:
+        with self._read() as db:
             if text_hash:
                 rows = db.execute(
                     f"SELECT {_COLUMNS} FROM records WHERE text_hash = ? AND text_hash != '' AND duplicate_of IS NULL "
@@ -338,7 +342,7 @@ class SqliteDedupStore:
         if not terms:
             return []
         marks = ",".join("?" * len(terms))
-        with self._tx() as db:
+        with self._read() as db:
             rows = db.execute(
                 f"SELECT {_STORY_COLUMNS} FROM records JOIN ("
                 f"  SELECT rid, COUNT(*) AS shared FROM story WHERE term IN ({marks}) GROUP BY rid"
@@ -351,7 +355,7 @@ class SqliteDedupStore:
 
     def term_frequencies(self, terms: Sequence[int]) -> tuple[dict[int, int], int]:
         """(document frequency per story term, number of originals) within the window."""
-        with self._tx() as db:
+        with self._read() as db:
             total = int(db.execute("SELECT n FROM meta WHERE key = 'originals'").fetchone()[0])
             if not terms:
                 return {}, total
@@ -457,7 +461,7 @@ class SqliteDedupStore:
 
     def stats(self) -> dict[str, int]:
         """Row counts and database size in bytes (benchmarks, ``newsmon dedup -v``)."""
-        with self._tx() as db:
+        with self._read() as db:
             out = {
                 t: int(db.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0])
                 for t in ("records", "lsh", "story", "df", "urls")
@@ -471,11 +475,14 @@ class SqliteDedupStore:
 class _Transaction:
     """``with store._tx() as db``: one IMMEDIATE transaction under the store lock; wraps errors."""
 
-    def __init__(self, store: SqliteDedupStore) -> None:
+    def __init__(self, store: SqliteDedupStore, *, write: bool = True) -> None:
         self.store = store
+        self.write = write
 
     def __enter__(self) -> sqlite3.Connection:
         self.store._lock.acquire()
+        if not self.write:
+            return self.store._db
         try:
             self.store._db.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
@@ -485,7 +492,9 @@ class _Transaction:
 
     def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
         try:
-            if exc is None:
+            if not self.write:
+                pass
+            elif exc is None:
                 self.store._db.execute("COMMIT")
             else:
                 self.store._db.execute("ROLLBACK")

@@ -209,3 +209,20 @@ def test_a_page_two_fragment_contained_in_another_article_is_not_its_copy() -> N
     store = SqliteDedupStore(":memory:")
     decide(full, store, now=NEW)
     assert decide(fragment, store, now=NEW).duplicate_of is None
+
+
+def test_local_index_hides_the_repointed_original(tmp_path) -> None:
+    from connectors.localindex import LocalIndex
+
+    original, copy = _pair()
+    store = SqliteDedupStore(":memory:")
+    index = LocalIndex(tmp_path / "index.sqlite")
+    first = decide(copy, store, now=NEW)
+    index.write([first])
+    assert index.get(copy.id).duplicate_of is None
+    later = decide(original, store, now=NEW + timedelta(minutes=5))
+    index.write([later])
+    moved = index.get(copy.id)
+    assert moved.duplicate_of == original.id and moved.also_published_at == ()
+    assert index.count(include_duplicates=False) == 1
+    assert [s.id for s in index.get(original.id).also_published_at] == [copy.id]

@@ -345,7 +345,53 @@ STORY_COMMON_MIN_DOCS = 5000
 
 
 def term_hashes(terms: Iterable[str]) -> tuple[int, ...]:
-    return tuple(sorted({zlib.crc32(t.encode("utf-8")) for t in terms}))
+    """crc32 of each term; a word whose hash falls in the date-code range is left out (see below)."""
+    return tuple(sorted({h for h in (zlib.crc32(t.encode("utf-8")) for t in terms) if not is_date_code(h)}))
+
+
+# Full dates named in the title and lead ("Rabu, 19 Juni 2024", "(21/11/2022)": news leads date
+# their events) travel with the story terms as reserved codes (DATE_CODE | yyyymmdd). They never
+# add to the overlap score; they veto it: two articles whose leads date their events in different
+# years, with no year in common, are about different events however alike their wording (a 2014
+# and a 2022 fuel-price hike, the 2019 and the 2024 inauguration). Bare years are not used: leads
+# name them for background ("Putin last visited in 2000"). Days are not compared: coverage of one
+# event runs over several days.
+DATE_CODE = 0x80000000
+_MONTHS = {
+    m: i + 1
+    for i, m in enumerate(
+        "januari februari maret april mei juni juli agustus september oktober november desember".split()
+    )
+}
+_MONTHS.update({"jan": 1, "feb": 2, "mar": 3, "apr": 4, "jun": 6, "jul": 7, "agu": 8, "agt": 8, "aug": 8})
+_MONTHS.update({"sep": 9, "sept": 9, "okt": 10, "oct": 10, "nov": 11, "des": 12, "dec": 12})
+_NUM_DATE = re.compile(r"\b(\d{1,2})[/.-](\d{1,2})[/.-]((?:19|20)\d{2})\b")
+_WORD_DATE = re.compile(r"\b(\d{1,2})\s+([A-Za-z]{3,9})\.?\s+((?:19|20)\d{2})\b")
+
+
+def is_date_code(h: int) -> bool:
+    return DATE_CODE + 19000101 <= h <= DATE_CODE + 21001231
+
+
+def story_dates(title: str, lead: str) -> frozenset[int]:
+    """Date codes of the full dates named in ``title`` and ``lead`` (see above)."""
+    text = f"{title or ''}\n{lead}"
+    codes = set()
+    for d, m, y in _NUM_DATE.findall(text):
+        if 1 <= int(d) <= 31 and 1 <= int(m) <= 12:
+            codes.add(DATE_CODE + int(y) * 10000 + int(m) * 100 + int(d))
+    for d, mname, y in _WORD_DATE.findall(text):
+        m = _MONTHS.get(mname.lower())
+        if m and 1 <= int(d) <= 31:
+            codes.add(DATE_CODE + int(y) * 10000 + m * 100 + int(d))
+    return frozenset(codes)
+
+
+def dates_disagree(a: Iterable[int], b: Iterable[int]) -> bool:
+    """True when both leads date their events and the dates share no year (see above)."""
+    years_a = {(h - DATE_CODE) // 10000 for h in a if is_date_code(h)}
+    years_b = {(h - DATE_CODE) // 10000 for h in b if is_date_code(h)}
+    return bool(years_a) and bool(years_b) and not (years_a & years_b)
 
 
 def _idf(df: int, total: int) -> float:
@@ -402,14 +448,20 @@ class Features:
 
 
 def features(article: Article) -> Features:
-    toks = tokens(strip_boilerplate(article.text))  # stripped once, shared by every signal
+    stripped = strip_boilerplate(article.text)
+    toks = tokens(stripped)  # stripped once, shared by every signal
     th = hashlib.sha256(" ".join(toks).encode("utf-8")).hexdigest() if len(toks) >= MIN_EXACT_TOKENS else ""
     seq = shingle_sequence(toks) if len(toks) >= MIN_NEAR_TOKENS else np.zeros(0, dtype=np.uint32)
     shingles = np.unique(seq)
     bands = _bands_of_shingles(shingles) if len(shingles) else ()
     terms = term_hashes(_story_terms(article.title, toks))
+    if len(terms) >= MIN_STORY_TERMS:
+        lead = " ".join(stripped.split()[:STORY_LEAD_WORDS])
+        terms = tuple(sorted({*terms, *story_dates(article.title, lead)}))
+    else:
+        terms = ()
     fragment = (page_number(article.url) or 1) > 1
-    return Features(th, shingles, bands, terms if len(terms) >= MIN_STORY_TERMS else (), seq, fragment)
+    return Features(th, shingles, bands, terms, seq, fragment)
 
 
 def _compare(feat: Features, cand: DedupRecord) -> tuple[str, float, str] | None:
@@ -467,13 +519,14 @@ def common_df(total: int) -> int:
 
 def match_story(feat: Features, store: DedupStore, *, exclude_id: str, since: datetime) -> tuple[str, float] | None:
     """(story_id, score) of the best recent original about the same event, or None."""
-    if not feat.story_terms:
+    words = tuple(t for t in feat.story_terms if not is_date_code(t))
+    if not words:
         return None
-    own_df, total = store.term_frequencies(feat.story_terms)
+    own_df, total = store.term_frequencies(words)
     # query the rarest terms only: common words have long posting lists and carry little weight
     # (terms absent from the store have no postings and cannot match anything)
     common = common_df(total)
-    present = [t for t in feat.story_terms if 0 < own_df.get(t, 0) <= common]
+    present = [t for t in words if 0 < own_df.get(t, 0) <= common]
     rarest = sorted(present, key=lambda t: (own_df[t], t))[:STORY_QUERY_TERMS]
     cands = store.story_candidates(
         terms=rarest,
@@ -482,11 +535,13 @@ def match_story(feat: Features, store: DedupStore, *, exclude_id: str, since: da
         min_shared=STORY_MIN_SHARED,
         limit=STORY_MAX_CANDIDATES,
     )
+    cands = [c for c in cands if not dates_disagree(feat.story_terms, c.story_terms)]
     if not cands:
         return None
-    universe = sorted(set(feat.story_terms).union(*(c.story_terms for c in cands)))
+    cand_words = [tuple(t for t in c.story_terms if not is_date_code(t)) for c in cands]
+    universe = sorted(set(words).union(*cand_words))
     df, total = store.term_frequencies(universe)
-    scored = [(weighted_overlap(feat.story_terms, c.story_terms, df, total), c) for c in cands]
+    scored = [(weighted_overlap(words, cw, df, total), c) for cw, c in zip(cand_words, cands, strict=True)]
     score, cand = max(scored, key=lambda sc: (sc[0], [-x.timestamp() for x in sc[1].order_key]))
     if score < STORY_THRESHOLD:
         return None

@@ -169,6 +169,7 @@ ALIGN_MIN_DENSITY = 0.58  # mean (over the two texts) share of shared words insi
 ALIGN_MIN_DENSITY_EACH = 0.55  # and in each text on its own
 ALIGN_MAX_ENDS = 0.20  # unexplained head of the better-aligned text + unexplained tail of the better one
 ALIGN_MIN_COVER = 0.40  # the shared words cover at least this share of one of the two texts
+ALIGN_MAX_NEW_HEAD = 0.50  # a new lead/header may not be half of a text: that is a new article
 MAX_CANDIDATES = 50
 
 
@@ -280,7 +281,9 @@ def aligned_overlap(a: Alignment, b: Alignment) -> bool:
     ways. What stays is one densely shared run that starts at (or near) the beginning of
     one text and runs to (or near) the end of one text. Articles that merely reuse a block
     (a press-release paragraph, an official schedule, a quote) share a run with unshared
-    text on both sides in both texts, or a sparse one.
+    text on both sides in both texts, or a sparse one. A follow-up that puts a new story in
+    front of an earlier article's text is a new article: the unshared head of either text
+    stays under half of it.
     """
     ends = min(a.head, b.head) + min(a.tail, b.tail)
     return (
@@ -288,6 +291,7 @@ def aligned_overlap(a: Alignment, b: Alignment) -> bool:
         and min(a.density, b.density) >= ALIGN_MIN_DENSITY_EACH
         and ends <= ALIGN_MAX_ENDS
         and max(a.cover, b.cover) >= ALIGN_MIN_COVER
+        and max(a.head, b.head) < ALIGN_MAX_NEW_HEAD
     )
 
 

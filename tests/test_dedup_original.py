@@ -226,3 +226,30 @@ def test_local_index_hides_the_repointed_original(tmp_path) -> None:
     assert moved.duplicate_of == original.id and moved.also_published_at == ()
     assert index.count(include_duplicates=False) == 1
     assert [s.id for s in index.get(original.id).also_published_at] == [copy.id]
+
+
+def test_one_sites_follow_up_over_its_own_text_is_not_a_copy_but_another_sites_is() -> None:
+    """The aligned rule works across sites; within one site only containment (or one slug) says copy."""
+    body = text(ORIGINAL)
+    lead = (
+        "Warga pesisir kembali menghadapi hari yang berat ketika air laut naik ke permukiman sejak pagi. "
+        "Sejumlah sekolah meliburkan murid, pedagang pasar ikan menutup lapak, dan relawan membagikan makanan "
+        "di posko darurat dekat masjid. Petugas kelurahan mencatat ratusan keluarga memilih bertahan di lantai "
+        "dua rumah mereka sambil menunggu air surut menjelang sore, meski listrik padam sejak dini hari tadi.\n"
+    )
+    reworked = lead + body[: int(len(body) * 0.7)]
+    first = _art("banjir-rob-semarang-hari-ini", body, published=NEW, first_seen=NEW)
+
+    def later(url: str) -> Article:
+        return dataclasses.replace(
+            first, id=article_id(url), url=url, canonical_url=url, text=reworked, first_seen=NEW + timedelta(hours=1)
+        )
+
+    store = SqliteDedupStore(":memory:")
+    decide(first, store, now=NEW)
+    same_site = decide(later("https://contoh.id/berita/banjir-rob-meluas-warga-mengungsi"), store, now=NEW)
+    assert same_site.duplicate_of is None
+    store = SqliteDedupStore(":memory:")
+    decide(first, store, now=NEW)
+    other_site = decide(later("https://lain.id/2024/banjir-rob-meluas"), store, now=NEW)
+    assert other_site.duplicate_of == first.id

@@ -86,7 +86,7 @@ from datasketch import MinHash
 
 from connectors.dedupstore import DedupRecord, DedupStore
 from transforms.records import Article, Syndication, to_utc
-from transforms.urls import page_number
+from transforms.urls import page_number, site_and_slug
 
 # --- boilerplate -------------------------------------------------------------------------
 
@@ -449,6 +449,7 @@ class Features:
     story_terms: tuple[int, ...]
     sequence: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, dtype=np.uint32))  # text order
     fragment: bool = False  # the URL names page 2 or later of a paginated article
+    url: str = ""
 
 
 def features(article: Article) -> Features:
@@ -465,7 +466,7 @@ def features(article: Article) -> Features:
     else:
         terms = ()
     fragment = (page_number(article.url) or 1) > 1
-    return Features(th, shingles, bands, terms, seq, fragment)
+    return Features(th, shingles, bands, terms, seq, fragment, article.url)
 
 
 def _compare(feat: Features, cand: DedupRecord) -> tuple[str, float, str] | None:
@@ -483,6 +484,12 @@ def _compare(feat: Features, cand: DedupRecord) -> tuple[str, float, str] | None
     fwd, back = containment(feat.shingles, other), containment(other, feat.shingles)
     if max(fwd, back) >= NEAR_CONTAINMENT and min(fwd, back) >= NEAR_REVERSE_CONTAINMENT:
         return "near", max(fwd, back), f"containment: {fwd:.2f} of this text in the original, {back:.2f} back"
+    site, slug = site_and_slug(feat.url)
+    cand_site, cand_slug = site_and_slug(cand.url)
+    if site == cand_site and not (slug and slug == cand_slug):
+        # one outlet's two articles that share a lead or a run of text are its own follow-ups or
+        # updates, not copies: within one site only containment (or the same slug) says "copy"
+        return None
     a, b = alignment(feat.sequence, other), alignment(other_seq, feat.shingles)
     if a is not None and b is not None and aligned_overlap(a, b):
         return (

@@ -72,7 +72,6 @@ import dataclasses
 import hashlib
 import math
 import re
-import struct
 import unicodedata
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -206,29 +205,58 @@ def _permutations(num_perm: int) -> tuple[np.ndarray, np.ndarray]:
     return a, b
 
 
-def _identity(value: int) -> int:
-    return value
+def _fmix32(h: np.ndarray) -> np.ndarray:
+    """MurmurHash3's 32-bit finaliser, vectorised (spreads crc32 values before the permutations)."""
+    h = h ^ (h >> np.uint32(16))
+    h = h * np.uint32(0x85EBCA6B)
+    h = h ^ (h >> np.uint32(13))
+    h = h * np.uint32(0xC2B2AE35)
+    return h ^ (h >> np.uint32(16))
+
+
+def signature(shingles: np.ndarray, num_perm: int = NUM_PERM) -> np.ndarray:
+    """MinHash signature (uint32 per permutation) of a shingle set, in one numpy expression.
+
+    The permutations are datasketch's (``MinHash(seed=1, scheme="affine32")``: odd ``a``, any
+    ``b``, arithmetic mod 2**32); computing the minimum directly avoids building a MinHash object
+    per article (a third of the signature cost).
+    """
+    a, b = _permutations(num_perm)
+    if not len(shingles):
+        return np.full(num_perm, np.iinfo(np.uint32).max, dtype=np.uint32)
+    hv = _fmix32(np.asarray(shingles, dtype=np.uint32))
+    return (hv[:, None] * a[None, :].astype(np.uint32) + b[None, :].astype(np.uint32)).min(axis=0)
 
 
 def minhash(shingles: np.ndarray, num_perm: int = NUM_PERM) -> MinHash:
-    m = MinHash(num_perm=num_perm, hashfunc=_identity, permutations=_permutations(num_perm), scheme="affine32")
-    if len(shingles):
-        m.update_batch(shingles.tolist())
-    return m
+    """A datasketch MinHash with the same signature as :func:`signature` (for callers that want one)."""
+    return MinHash(num_perm=num_perm, hashvalues=signature(shingles, num_perm), scheme="affine32")
 
 
-def band_hashes(signature: np.ndarray, *, bands: int, rows: int, salt: int = 0) -> tuple[int, ...]:
-    """One signed 64-bit int per LSH band (band index and salt mixed in, so one index serves all)."""
-    out = []
-    for i in range(bands):
-        chunk = np.ascontiguousarray(signature[i * rows : (i + 1) * rows], dtype=np.uint64).tobytes()
-        digest = hashlib.blake2b(struct.pack("<HH", salt, i) + chunk, digest_size=8).digest()
-        out.append(struct.unpack("<q", digest)[0])
-    return tuple(out)
+_BAND_MUL = np.uint64(0x9E3779B97F4A7C15)
+_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
+_MIX2 = np.uint64(0x94D049BB133111EB)
+
+
+def band_hashes(sig: np.ndarray, *, bands: int, rows: int, salt: int = 0) -> tuple[int, ...]:
+    """One signed 64-bit int per LSH band (band index and salt mixed in, so one index serves all).
+
+    Each band's ``rows`` values are folded into 64 bits with the band index and salt, then mixed
+    with splitmix64's finaliser; vectorised over the bands.
+    """
+    grid = np.asarray(sig[: bands * rows], dtype=np.uint64).reshape(bands, rows)
+    h = (np.arange(bands, dtype=np.uint64) + np.uint64(salt << 16)) * _BAND_MUL
+    for r in range(rows):
+        h = (h ^ grid[:, r]) * _MIX1
+        h = h ^ (h >> np.uint64(31))
+    h = (h ^ (h >> np.uint64(30))) * _MIX1
+    h = (h ^ (h >> np.uint64(27))) * _MIX2
+    h = h ^ (h >> np.uint64(31))
+    return tuple(int(x) for x in h.view(np.int64))
 
 
 def _bands_of_shingles(shingles: np.ndarray) -> tuple[int, ...]:
-    return band_hashes(minhash(shingles).hashvalues, bands=BANDS, rows=ROWS, salt=0)
+    return band_hashes(signature(shingles), bands=BANDS, rows=ROWS, salt=0)
 
 
 def fingerprint(text: str) -> tuple[int, ...]:

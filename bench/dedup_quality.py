@@ -221,18 +221,20 @@ def _explain(report: dict[str, Any], rows: Sequence[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def _pair_features(rows: Sequence[dict[str, Any]]) -> list[tuple[Pair, bool, str, Any, Any, float, float, bool]]:
-    """Every pair sharing three or more shingles: (pair, gold, unit, alignment a, b, containments, fragment)."""
+def _pair_features(rows: Sequence[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    """Every pair sharing three or more shingles: (pair, gold, unit, alignment a, b, containments,
+    fragment, one site)."""
     import numpy as np
 
     from transforms.dedup import alignment, containment, shingle_sequence, strip_boilerplate, tokens
-    from transforms.urls import page_number
+    from transforms.urls import page_number, site_and_slug
 
     seqs = {r["id"]: shingle_sequence(tokens(strip_boilerplate(r["text"]))) for r in rows}
     sets = {i: np.unique(v) for i, v in seqs.items()}
     unit = {r["id"]: r.get("event_group") or r.get("dup_group") or r["id"] for r in rows}
     group = {r["id"]: r.get("dup_group") for r in rows}
     frag = {r["id"]: (page_number(r["url"]) or 1) > 1 for r in rows}
+    site = {r["id"]: site_and_slug(r["url"]) for r in rows}
     out = []
     for x, y in itertools.combinations([r["id"] for r in rows], 2):
         a, b = alignment(seqs[x], sets[y]), alignment(seqs[y], sets[x])
@@ -240,19 +242,22 @@ def _pair_features(rows: Sequence[dict[str, Any]]) -> list[tuple[Pair, bool, str
             continue
         gold = bool(group[x]) and group[x] == group[y]
         c1, c2 = containment(sets[x], sets[y]), containment(sets[y], sets[x])
-        out.append((_pair(x, y), gold, unit[x] if unit[x] == unit[y] else f"{unit[x]}|{unit[y]}", a, b, c1, c2, frag[x] or frag[y]))
+        (sx, gx), (sy, gy) = site[x], site[y]
+        one_site = sx == sy and not (gx and gx == gy)
+        unit_xy = unit[x] if unit[x] == unit[y] else f"{unit[x]}|{unit[y]}"
+        out.append((_pair(x, y), gold, unit_xy, a, b, c1, c2, frag[x] or frag[y], one_site))
     return out
 
 
 def _rule(f: tuple, density: float, ends: float) -> bool:
     import transforms.dedup as d
 
-    _, _, _, a, b, c1, c2, fragment = f
+    _, _, _, a, b, c1, c2, fragment, one_site = f
     if fragment:
         return False
     if max(c1, c2) >= d.NEAR_CONTAINMENT and min(c1, c2) >= d.NEAR_REVERSE_CONTAINMENT:
         return True
-    return (
+    return not one_site and (
         (a.density + b.density) / 2 >= density
         and min(a.density, b.density) >= d.ALIGN_MIN_DENSITY_EACH
         and min(a.head, b.head) + min(a.tail, b.tail) <= ends

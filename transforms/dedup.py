@@ -165,7 +165,7 @@ NEAR_REVERSE_CONTAINMENT = 0.4
 # The "aligned" rule (see :func:`aligned_overlap`): thresholds chosen on the dev set's groups and
 # checked by leave-one-group-out cross-validation (bench/dedup_quality.py --cv).
 ALIGN_MIN_DENSITY = 0.58  # mean (over the two texts) share of shared words inside the shared span
-ALIGN_MIN_DENSITY_EACH = 0.55  # and in each text on its own
+ALIGN_MIN_DENSITY_EACH = 0.45  # and in each text on its own
 ALIGN_MAX_ENDS = 0.20  # unexplained head of the better-aligned text + unexplained tail of the better one
 ALIGN_MIN_COVER = 0.45  # the shared words cover at least this share of one of the two texts
 ALIGN_MAX_NEW_HEAD = 0.50  # a new lead/header may not be half of a text: that is a new article

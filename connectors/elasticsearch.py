@@ -486,6 +486,7 @@ class ElasticsearchSink:
         for start in range(0, len(ordered), self.chunk_size):
             problem = self._write_slice(ordered[start : start + self.chunk_size], tally)
             unreachable = unreachable or problem
+        self._adopt_copies([a for a in ordered if a.duplicate_of is None and a.also_published_at and a.id in tally.acked])
         m = metrics.get()
         for outcome in tally.acked.values():
             m.articles_indexed.labels(SINK_NAME, "indexed" if outcome == "created" else "updated").inc()
@@ -605,6 +606,36 @@ class ElasticsearchSink:
         self._where.move_to_end(doc_id)
         while len(self._where) > self._where_max:
             self._where.popitem(last=False)
+
+    def _adopt_copies(self, originals: Sequence[Article]) -> None:
+        """Point stored articles that an original lists as copies at it: dedup re-pointed an
+        earlier original to this older article, so the earlier one must now be hidden as a copy.
+        Partial updates (a noop for copies already pointing here). Best effort: a failure is
+        logged, and the next write of the original repeats it."""
+        wanted = {s.id: (a, s) for a in originals for s in a.also_published_at if s.id != a.id}
+        if not wanted:
+            return
+        try:
+            where = self._locate(set(wanted))
+            actions = [
+                {
+                    "_op_type": "update",
+                    "_index": where[cid],
+                    "_id": cid,
+                    "doc": {
+                        "duplicate_of": orig.id,
+                        "is_duplicate": True,
+                        "duplicate_kind": syn.kind,
+                        "similarity": syn.similarity,
+                        "also_published_at": [],
+                    },
+                }
+                for cid, (orig, syn) in wanted.items()
+                if cid in where
+            ]
+            helpers.bulk(self._bulk_client, actions, raise_on_error=False, raise_on_exception=False)
+        except Exception as exc:  # best effort: never fails the write it follows
+            log.warning("could not re-point %d copies: %s", len(wanted), redact(str(exc), self.config))
 
     def _locate(self, ids: set[str]) -> dict[str, str]:
         """Where each id already lives (this process's cache, then one ``ids`` query)."""

@@ -253,3 +253,33 @@ def test_one_sites_follow_up_over_its_own_text_is_not_a_copy_but_another_sites_i
     decide(first, store, now=NEW)
     other_site = decide(later("https://lain.id/2024/banjir-rob-meluas"), store, now=NEW)
     assert other_site.duplicate_of == first.id
+
+
+def test_elasticsearch_sink_hides_the_repointed_original(tmp_path) -> None:
+    import uuid
+
+    from prometheus_client import CollectorRegistry
+
+    from connectors.elasticsearch import ElasticsearchSink
+    from pipelines import metrics
+    from pipelines.config import ElasticsearchConfig
+    from tests.esserver import EsTestServer
+
+    metrics.set_default(metrics.Metrics(CollectorRegistry()))
+    original, copy = _pair()
+    store = SqliteDedupStore(":memory:")
+    with EsTestServer(refresh_interval=0) as srv:
+        cfg = ElasticsearchConfig(urls=(srv.url,), index_prefix=f"nmtest-{uuid.uuid4().hex[:8]}")
+        sink = ElasticsearchSink(cfg, deadletter_dir=tmp_path / "dl", sleep=lambda s: None)
+        try:
+            first = decide(copy, store, now=NEW)
+            assert sink.write([first]).acknowledged == (copy.id,)
+            later = decide(original, store, now=NEW + timedelta(minutes=5))
+            assert sink.write([later]).acknowledged == (original.id,)
+            moved = sink.get(copy.id)
+            assert moved is not None and moved.duplicate_of == original.id and moved.also_published_at == ()
+            kept = sink.get(original.id)
+            assert kept is not None and kept.duplicate_of is None
+            assert [s.id for s in kept.also_published_at] == [copy.id]
+        finally:
+            sink.close()

@@ -283,3 +283,13 @@ def test_elasticsearch_sink_hides_the_repointed_original(tmp_path) -> None:
             assert [s.id for s in kept.also_published_at] == [copy.id]
         finally:
             sink.close()
+
+
+def test_a_repointed_original_is_counted_as_a_duplicate() -> None:
+    original, copy = _pair()
+    store = SqliteDedupStore(":memory:")
+    counted: list[str] = []
+    list(decide_batch([copy], store, now=NEW, on_duplicate=counted.append))
+    assert counted == []
+    list(decide_batch([original], store, now=NEW, on_duplicate=counted.append))
+    assert len(counted) == 1 and counted[0] in ("exact", "near")

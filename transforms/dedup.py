@@ -736,9 +736,13 @@ def decide_batch(
 ) -> Iterator[Article]:
     """Decide a cycle's articles in ``order_key`` order, so copies within the cycle see each other."""
     for art in sorted(articles, key=order_key):
-        out, _, fresh = decide_status(art, store, now=now, window_days=window_days, story_window_days=story_window_days)
+        out, decision, fresh = decide_status(
+            art, store, now=now, window_days=window_days, story_window_days=story_window_days
+        )
         if fresh and out.duplicate_kind and on_duplicate is not None:
             on_duplicate(out.duplicate_kind)
+        if fresh and decision.repointed and out.also_published_at and on_duplicate is not None:
+            on_duplicate(out.also_published_at[0].kind)  # the earlier original just became a copy
         yield out
 
 

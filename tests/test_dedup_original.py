@@ -39,7 +39,8 @@ def _art(key: str, body: str, *, published: datetime, first_seen: datetime, sour
 
 
 def _pair() -> tuple[Article, Article]:
-    original = _art("asli-2018", text(ORIGINAL), published=OLD, first_seen=NEW)
+    # the copy is seen first (a minute earlier): input/arrival order must not make it the original
+    original = _art("asli-2018", text(ORIGINAL), published=OLD, first_seen=NEW + timedelta(minutes=1))
     copy = _art(
         "salinan-2026",
         "SALINAN (update) - " + text(ORIGINAL) + "\nArtikel ini telah tayang di contoh.id",

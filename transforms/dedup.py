@@ -14,20 +14,33 @@ Three signals, strictly separated:
     CONTENT") and footers ("Artikel ini telah tayang di ...", "Editor: ..."). Then:
 
     * exact: sha256 of the normalised word sequence (:func:`text_hash`);
-    * near: word 5-gram shingles -> MinHash (datasketch, 72 permutations) -> 24 LSH bands
-      of 3 rows (:func:`fingerprint`; a pair with Jaccard 0.5 becomes a candidate with
-      p = 0.96, Jaccard 0.6 with p = 0.997). Candidates are *confirmed* on the exact
-      shingle sets kept in the store: the newcomer's shingles must be contained in the
-      earlier article's at >= ``NEAR_CONTAINMENT`` (0.8) and, the other way round, the
-      earlier article's in the newcomer's at >= ``NEAR_REVERSE_CONTAINMENT`` (0.4). The
-      first catches trimmed endings and inserted lines; the second stops a short brief's
-      quote from making a long, different article "a copy". Articles that merely share
-      whole wire sentences (the five seeds) stay far below 0.8.
+    * near: word 5-gram shingles -> MinHash signature (72 permutations, :func:`signature`)
+      -> 36 LSH bands of 2 rows (:func:`fingerprint`; a pair with Jaccard 0.25 becomes a
+      candidate with p = 0.90, Jaccard 0.4 with p = 0.998: crawled copies with a new lead or a
+      cut end share only 0.25-0.5). Candidates are *confirmed* on the shingle sequences kept in
+      the store (:func:`_compare`, which returns the rule and its evidence as ``rule``):
 
-    The earliest article (by ``first_seen``, then ``published``) is the original; a later
-    copy gets ``duplicate_of`` = the original's id (never a copy's id: chains collapse to
-    the root), ``duplicate_kind`` and ``similarity``, and the original's store record
-    accumulates ``also_published_at`` (url, source, first seen) so syndication is visible.
+      - *containment*: one text's shingles lie >= ``NEAR_CONTAINMENT`` (0.8) inside the
+        other's and >= ``NEAR_REVERSE_CONTAINMENT`` (0.4) the other way (a short copy inside a
+        longer article, a trimmed ending, inserted lines; the second bound stops a brief's
+        quote from making a long article "a copy"). Articles that merely share whole wire
+        sentences (the five seeds) stay far below;
+      - *aligned* (:func:`aligned_overlap`): one dense shared run that starts near the start of
+        one text and ends near the end of one text -- two windows on one article text, up to
+        a new lead or header and a cut-off end. Only across sites (or on one site for one URL
+        slug): an outlet's own follow-ups repeat its earlier text and are new articles.
+
+      Page 2+ of a paginated article (``?page=2``, :func:`transforms.urls.page_number`) is a
+      fragment: its text is never matched against other articles.
+
+    The original is the earliest *published* article (then first seen, then id): a cycle is
+    decided in that order (:func:`order_key`), and an older article that turns up after its
+    copy was recorded becomes the original (``DedupStore.repoint``: the stored one and its
+    copies now point at it; the decision lists them in ``repointed`` and the new original's
+    ``also_published_at`` names them, which is how the sinks learn to hide them). A copy gets
+    ``duplicate_of`` = the original's id (never a copy's id: chains collapse to the root),
+    ``duplicate_kind`` and ``similarity``, and the original's store record accumulates
+    ``also_published_at`` (url, source, first seen) so syndication is visible.
 ``story_id``
     A looser signal for *different* articles about the same event: the set of salient
     content words of title + lead (stopwords, numbers and short tokens removed). Story
@@ -35,7 +48,8 @@ Three signals, strictly separated:
     inverted index in the store; MinHash is useless here because same-event articles have a
     term Jaccard of only ~0.15-0.25). A candidate joins the story when the rarity-weighted
     overlap (idf from the window's own document frequencies) clears ``STORY_THRESHOLD`` and
-    it was first seen within the story window (default 3 days). ``story_id`` is the story of
+    it was first seen within the story window (default 3 days), unless the two leads date their
+    events (full dates) in different years. ``story_id`` is the story of
     the best match, i.e. the id of the story's first article; stories chain as long as new
     coverage keeps arriving. A duplicate always shares its original's story. Story grouping
     never sets ``duplicate_of``.
@@ -49,7 +63,7 @@ State and windows
     the store write and the sink write cannot turn an article into a copy of itself.
 
 Cost
-    Per article: one id lookup, one text-hash probe, one LSH probe (24 band keys), one
+    Per article: one id lookup, one text-hash probe, one LSH probe (36 band keys), one
     df probe and one story probe over the article's ``STORY_QUERY_TERMS`` rarest terms
     (terms in more than ``STORY_COMMON_FRACTION`` of a large window are skipped), then one
     write. Story candidates are light records (no shingle sets); only LSH/hash candidates

@@ -78,7 +78,8 @@ class DedupRecord:
     published: datetime | None
     text_hash: str
     bands: tuple[int, ...]
-    shingles: bytes  # sorted unique uint32 shingle hashes, little-endian (precise confirmation)
+    shingles: bytes  # uint32 shingle hashes in text order, little-endian (confirmation; records of
+    # older versions hold them sorted and unique, which the containment rule reads the same way)
     story_terms: tuple[int, ...]  # uint32 hashes of salient title+lead terms
     story_id: str
     duplicate_of: str | None = None

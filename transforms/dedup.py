@@ -49,7 +49,7 @@ Three signals, strictly separated:
     term Jaccard of only ~0.15-0.25). A candidate joins the story when the rarity-weighted
     overlap (idf from the window's own document frequencies) clears ``STORY_THRESHOLD`` and
     it was first seen within the story window (default 3 days), unless the two leads date their
-    events (full dates) in different years. ``story_id`` is the story of
+    events (full dates) more than three days apart. ``story_id`` is the story of
     the best match, i.e. the id of the story's first article; stories chain as long as new
     coverage keeps arriving. A duplicate always shares its original's story. Story grouping
     never sets ``duplicate_of``.
@@ -90,7 +90,7 @@ import unicodedata
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
@@ -365,7 +365,7 @@ STOPWORDS = frozenset(
     """.split()
 )
 STORY_LEAD_WORDS = 80
-STORY_THRESHOLD = 0.3
+STORY_THRESHOLD = 0.28
 MIN_STORY_TERMS = 6
 
 
@@ -397,12 +397,13 @@ def term_hashes(terms: Iterable[str]) -> tuple[int, ...]:
 
 # Full dates named in the title and lead ("Rabu, 19 Juni 2024", "(21/11/2022)": news leads date
 # their events) travel with the story terms as reserved codes (DATE_CODE | yyyymmdd). They never
-# add to the overlap score; they veto it: two articles whose leads date their events in different
-# years, with no year in common, are about different events however alike their wording (a 2014
-# and a 2022 fuel-price hike, the 2019 and the 2024 inauguration). Bare years are not used: leads
-# name them for background ("Putin last visited in 2000"). Days are not compared: coverage of one
-# event runs over several days.
+# add to the overlap score; they veto it: two articles whose leads date their events more than
+# STORY_DATE_SLACK_DAYS apart are about different events however alike their wording (a 2014
+# and a 2022 fuel-price hike, the 2019 and the 2024 inauguration, daily forecasts or volcano
+# reports of different days). Bare years are not used: leads name them for background ("Putin
+# last visited in 2000").
 DATE_CODE = 0x80000000
+STORY_DATE_SLACK_DAYS = 3  # coverage of one event runs over a few days
 _MONTHS = {
     m: i + 1
     for i, m in enumerate(
@@ -433,11 +434,22 @@ def story_dates(title: str, lead: str) -> frozenset[int]:
     return frozenset(codes)
 
 
+def _code_day(h: int) -> date | None:
+    v = h - DATE_CODE
+    try:
+        return date(v // 10000, v // 100 % 100, v % 100)
+    except ValueError:
+        return None
+
+
 def dates_disagree(a: Iterable[int], b: Iterable[int]) -> bool:
-    """True when both leads date their events and the dates share no year (see above)."""
-    years_a = {(h - DATE_CODE) // 10000 for h in a if is_date_code(h)}
-    years_b = {(h - DATE_CODE) // 10000 for h in b if is_date_code(h)}
-    return bool(years_a) and bool(years_b) and not (years_a & years_b)
+    """True when both leads date their events and no date of one lies within
+    ``STORY_DATE_SLACK_DAYS`` of a date of the other (see above)."""
+    da = [d for d in map(_code_day, (h for h in a if is_date_code(h))) if d is not None]
+    db = [d for d in map(_code_day, (h for h in b if is_date_code(h))) if d is not None]
+    if not da or not db:
+        return False
+    return min(abs((x - y).days) for x in da for y in db) > STORY_DATE_SLACK_DAYS
 
 
 def _idf(df: int, total: int) -> float:

@@ -294,3 +294,20 @@ def test_a_repointed_original_is_counted_as_a_duplicate() -> None:
     assert counted == []
     list(decide_batch([original], store, now=NEW, on_duplicate=counted.append))
     assert len(counted) == 1 and counted[0] in ("exact", "near")
+
+
+def test_leads_dated_far_apart_never_join_one_story() -> None:
+    from .test_dedup import SAME_EVENT, SAME_EVENT_TITLE, make
+
+    def dated(key: str, paragraphs: list[str], day: str, **kw: object) -> Article:
+        lead = f"Air laut mulai naik pada {day} pagi di pesisir utara kota."
+        return make(key, lead + "\n" + text(paragraphs), **kw)  # type: ignore[arg-type]
+
+    for other_day, joined in (("Selasa (20/6/2024)", True), ("Selasa (20/6/2023)", False)):
+        store = SqliteDedupStore(":memory:")
+        a = decide(dated("a", ORIGINAL, "Senin (19/6/2024)"), store, now=NEW)
+        b = decide(
+            dated("b", SAME_EVENT, other_day, title=SAME_EVENT_TITLE, minutes=60, source="lain.id"), store, now=NEW
+        )
+        assert b.duplicate_of is None
+        assert (b.story_id == a.story_id) is joined, other_day

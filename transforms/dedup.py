@@ -604,8 +604,9 @@ def match_story(feat: Features, store: DedupStore, *, exclude_id: str, since: da
     if not cands:
         return None
     cand_words = [tuple(t for t in c.story_terms if not is_date_code(t)) for c in cands]
-    universe = sorted(set(words).union(*cand_words))
-    df, total = store.term_frequencies(universe)
+    extra = sorted(set().union(*cand_words) - set(words))  # the article's own df is known already
+    df_extra, total = store.term_frequencies(extra)
+    df = {**own_df, **df_extra}
     scored = [(weighted_overlap(words, cw, df, total), c) for cw, c in zip(cand_words, cands, strict=True)]
     score, cand = max(scored, key=lambda sc: (sc[0], [-x.timestamp() for x in sc[1].order_key]))
     if score < STORY_THRESHOLD:

@@ -184,6 +184,8 @@ ALIGN_MAX_ENDS = 0.20  # unexplained head of the better-aligned text + unexplain
 ALIGN_MIN_COVER = 0.45  # the shared words cover at least this share of one of the two texts
 ALIGN_MAX_NEW_HEAD = 0.50  # a new lead/header may not be half of a text: that is a new article
 MAX_CANDIDATES = 50
+COPY_FROM_STORY = 5  # story candidates also checked as copies (the best few)...
+COPY_STORY_MIN = 0.25  # ...that share this much rarity-weighted lead vocabulary
 
 
 def tokens(text: str) -> list[str]:
@@ -582,11 +584,13 @@ def common_df(total: int) -> int:
     return max(1, int(STORY_COMMON_FRACTION * total))
 
 
-def match_story(feat: Features, store: DedupStore, *, exclude_id: str, since: datetime) -> tuple[str, float] | None:
-    """(story_id, score) of the best recent original about the same event, or None."""
+def story_scores(
+    feat: Features, store: DedupStore, *, exclude_id: str, since: datetime
+) -> list[tuple[float, DedupRecord]]:
+    """(score, light record) of every recent original sharing rare story terms, dates permitting."""
     words = tuple(t for t in feat.story_terms if not is_date_code(t))
     if not words:
-        return None
+        return []
     own_df, total = store.term_frequencies(words)
     # query the rarest terms only: common words have long posting lists and carry little weight
     # (terms absent from the store have no postings and cannot match anything)
@@ -602,16 +606,27 @@ def match_story(feat: Features, store: DedupStore, *, exclude_id: str, since: da
     )
     cands = [c for c in cands if not dates_disagree(feat.story_terms, c.story_terms)]
     if not cands:
-        return None
+        return []
     cand_words = [tuple(t for t in c.story_terms if not is_date_code(t)) for c in cands]
     extra = sorted(set().union(*cand_words) - set(words))  # the article's own df is known already
     df_extra, total = store.term_frequencies(extra)
     df = {**own_df, **df_extra}
-    scored = [(weighted_overlap(words, cw, df, total), c) for cw, c in zip(cand_words, cands, strict=True)]
+    return [(weighted_overlap(words, cw, df, total), c) for cw, c in zip(cand_words, cands, strict=True)]
+
+
+def best_story(scored: Sequence[tuple[float, DedupRecord]]) -> tuple[str, float] | None:
+    """(story_id, score) of the best-scoring candidate if it clears ``STORY_THRESHOLD``."""
+    if not scored:
+        return None
     score, cand = max(scored, key=lambda sc: (sc[0], [-x.timestamp() for x in sc[1].order_key]))
     if score < STORY_THRESHOLD:
         return None
     return cand.story_id, score
+
+
+def match_story(feat: Features, store: DedupStore, *, exclude_id: str, since: datetime) -> tuple[str, float] | None:
+    """(story_id, score) of the best recent original about the same event, or None."""
+    return best_story(story_scores(feat, store, exclude_id=exclude_id, since=since))
 
 
 def _with_record(article: Article, rec: DedupRecord) -> Article:
@@ -651,6 +666,14 @@ def decide_status(
             limit=MAX_CANDIDATES,
         ),
     )
+    scored: list[tuple[float, DedupRecord]] | None = None
+    if copy is None and feat.bands:
+        # LSH finds a pair sharing a quarter of its shingles with p ~ 0.9 only; a copy with a new
+        # lead or a cut end can sit right there. The originals that share the most rare lead terms
+        # are checked too (full records of the best few), so a missed band does not miss the copy.
+        scored = story_scores(feat, store, exclude_id=article.id, since=ref - timedelta(days=story_window_days))
+        close = [c for sc, c in sorted(scored, key=lambda sc: -sc[0])[:COPY_FROM_STORY] if sc >= COPY_STORY_MIN]
+        copy = match_copy(feat, [r for r in (store.lookup(c.id) for c in close) if r is not None and r.shingles])
     own_key = (to_utc(article.published) if article.published else ref, ref, article.id)
     also: tuple[Syndication, ...] = ()
     if copy is not None:
@@ -685,7 +708,9 @@ def decide_status(
                 kind=kind, duplicate_of=root.id, similarity=round(sim, 4), story_id=root.story_id, rule=rule
             )
     else:
-        story = match_story(feat, store, exclude_id=article.id, since=ref - timedelta(days=story_window_days))
+        if scored is None:
+            scored = story_scores(feat, store, exclude_id=article.id, since=ref - timedelta(days=story_window_days))
+        story = best_story(scored)
         decision = DedupDecision(
             kind=None,
             duplicate_of=None,

@@ -17,8 +17,9 @@ Three signals, strictly separated:
     * near: word 5-gram shingles -> MinHash signature (72 permutations, :func:`signature`)
       -> 36 LSH bands of 2 rows (:func:`fingerprint`; a pair with Jaccard 0.25 becomes a
       candidate with p = 0.90, Jaccard 0.4 with p = 0.998: crawled copies with a new lead or a
-      cut end share only 0.25-0.5). Candidates are *confirmed* on the shingle sequences kept in
-      the store (:func:`_compare`, which returns the rule and its evidence as ``rule``):
+      cut end share only 0.25-0.5; the ``COPY_FROM_STORY`` originals sharing the most rare lead
+      words are added, so a missed band does not miss the copy). Candidates are *confirmed* on
+      the shingle sequences kept in the store (:func:`_compare`, which returns the rule and its evidence as ``rule``):
 
       - *containment*: one text's shingles lie >= ``NEAR_CONTAINMENT`` (0.8) inside the
         other's and >= ``NEAR_REVERSE_CONTAINMENT`` (0.4) the other way (a short copy inside a

@@ -258,7 +258,7 @@ class SqliteDedupStore:
             self._db.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
             self._db.execute(f"PRAGMA journal_size_limit={WAL_CHECKPOINT_PAGES * PAGE_SIZE}")
             self._db.executescript(_SCHEMA)
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OSError) as exc:
             raise DedupStoreError(f"cannot open dedup store {self.path}: {exc}", transient=False) from exc
 
     # -- plumbing --------------------------------------------------------------------

@@ -311,3 +311,18 @@ def test_leads_dated_far_apart_never_join_one_story() -> None:
         )
         assert b.duplicate_of is None
         assert (b.story_id == a.story_id) is joined, other_day
+
+
+def test_cli_store_under_a_file_is_one_line(tmp_path) -> None:
+    blocker = tmp_path / "afile"
+    blocker.write_text("x")
+    proc = subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", "dedup", "--store", str(blocker / "store.sqlite")],
+        input='{"id": "x", "url": "https://a.id/x", "text": "halo"}\n',
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+    )
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "cannot open dedup store" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1

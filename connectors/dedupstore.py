@@ -78,7 +78,8 @@ class DedupRecord:
     published: datetime | None
     text_hash: str
     bands: tuple[int, ...]
-    shingles: bytes  # sorted unique uint32 shingle hashes, little-endian (precise confirmation)
+    shingles: bytes  # uint32 shingle hashes in text order, little-endian (confirmation; records of
+    # older versions hold them sorted and unique, which the containment rule reads the same way)
     story_terms: tuple[int, ...]  # uint32 hashes of salient title+lead terms
     story_id: str
     duplicate_of: str | None = None
@@ -90,6 +91,11 @@ class DedupRecord:
     def order_key(self) -> tuple[datetime, datetime]:
         """Earliest first: by first_seen, then published."""
         return (self.first_seen, self.published or self.first_seen)
+
+    @property
+    def original_key(self) -> tuple[datetime, datetime, str]:
+        """Which of two copies is the original: earliest published, then first seen, then id."""
+        return (to_utc(self.published) if self.published else self.first_seen, self.first_seen, self.id)
 
 
 class DedupStore(Protocol):
@@ -122,6 +128,14 @@ class DedupStore(Protocol):
     def record(self, rec: DedupRecord) -> None: ...
 
     def add_syndication(self, original_id: str, syndication: Syndication) -> None: ...
+
+    def repoint(self, old_id: str, new_id: str, *, kind: str, similarity: float) -> list[str]:
+        """``old_id`` (an original) becomes a ``kind`` copy of ``new_id``; its copies follow.
+
+        Called when an older article turns up after its copy was recorded as the original.
+        ``old_id`` leaves the candidate indexes and its ``also_published_at`` is emptied (the
+        caller gives it to ``new_id``). Returns every id whose ``duplicate_of`` changed."""
+        ...
 
     def prune(self, *, older_than: datetime) -> int: ...
 
@@ -251,6 +265,10 @@ class SqliteDedupStore:
     def _tx(self) -> _Transaction:
         return _Transaction(self)
 
+    def _read(self) -> _Transaction:
+        """Reads: the store lock, no write transaction (each statement reads a committed state)."""
+        return _Transaction(self, write=False)
+
     def close(self) -> None:
         with self._lock:
             self._db.close()
@@ -270,13 +288,13 @@ class SqliteDedupStore:
             return cur.rowcount == 1
 
     def url_owner(self, article_id: str) -> str | None:
-        with self._tx() as db:
+        with self._read() as db:
             row = db.execute("SELECT owner FROM urls WHERE id = ?", (article_id,)).fetchone()
         return None if row is None else str(row[0])
 
     # -- records ---------------------------------------------------------------------
     def lookup(self, article_id: str) -> DedupRecord | None:
-        with self._tx() as db:
+        with self._read() as db:
             row = db.execute(f"SELECT {_COLUMNS} FROM records WHERE id = ?", (article_id,)).fetchone()
         return None if row is None else _row_to_record(row)
 
@@ -292,7 +310,7 @@ class SqliteDedupStore:
         """Originals with the same text hash first, then those sharing LSH bands (most shared first)."""
         cutoff = _ts(since) if since is not None else float("-inf")
         out: list[DedupRecord] = []
-        with self._tx() as db:
+        with self._read() as db:
             if text_hash:
                 rows = db.execute(
                     f"SELECT {_COLUMNS} FROM records WHERE text_hash = ? AND text_hash != '' AND duplicate_of IS NULL "
@@ -325,7 +343,7 @@ class SqliteDedupStore:
         if not terms:
             return []
         marks = ",".join("?" * len(terms))
-        with self._tx() as db:
+        with self._read() as db:
             rows = db.execute(
                 f"SELECT {_STORY_COLUMNS} FROM records JOIN ("
                 f"  SELECT rid, COUNT(*) AS shared FROM story WHERE term IN ({marks}) GROUP BY rid"
@@ -338,7 +356,7 @@ class SqliteDedupStore:
 
     def term_frequencies(self, terms: Sequence[int]) -> tuple[dict[int, int], int]:
         """(document frequency per story term, number of originals) within the window."""
-        with self._tx() as db:
+        with self._read() as db:
             total = int(db.execute("SELECT n FROM meta WHERE key = 'originals'").fetchone()[0])
             if not terms:
                 return {}, total
@@ -393,6 +411,33 @@ class SqliteDedupStore:
             also.append(syndication.to_dict())
             db.execute("UPDATE records SET also = ? WHERE id = ?", (json.dumps(also), original_id))
 
+    def repoint(self, old_id: str, new_id: str, *, kind: str, similarity: float) -> list[str]:
+        """See :meth:`DedupStore.repoint`: one transaction."""
+        with self._tx() as db:
+            row = db.execute(
+                "SELECT rid, story_terms, duplicate_of FROM records WHERE id = ?", (old_id,)
+            ).fetchone()
+            if row is None or row[2] is not None or old_id == new_id:
+                return []
+            rid, blob, _ = row
+            copies = [
+                str(r[0]) for r in db.execute("SELECT id FROM records WHERE duplicate_of = ?", (old_id,)).fetchall()
+            ]
+            db.execute(
+                "UPDATE records SET duplicate_of = ?, duplicate_kind = ?, similarity = ?, also = '[]' WHERE rid = ?",
+                (new_id, kind, similarity, rid),
+            )
+            db.execute("UPDATE records SET duplicate_of = ? WHERE duplicate_of = ?", (new_id, old_id))
+            db.execute("UPDATE urls SET owner = ? WHERE owner = ?", (new_id, old_id))
+            # a copy is never a candidate: take the old original out of the indexes
+            db.execute("DELETE FROM lsh WHERE rid = ?", (rid,))
+            db.execute("DELETE FROM story WHERE rid = ?", (rid,))
+            terms = sorted(set(_unpack(blob, "I")))
+            db.executemany("UPDATE df SET n = n - 1 WHERE term = ?", [(t,) for t in terms])
+            db.execute("DELETE FROM df WHERE n <= 0")
+            db.execute("UPDATE meta SET n = MAX(0, n - 1) WHERE key = 'originals'")
+        return [old_id, *copies]
+
     def prune(self, *, older_than: datetime) -> int:
         """Forget articles and URLs first seen before ``older_than``; returns records removed."""
         cutoff = _ts(older_than)
@@ -417,7 +462,7 @@ class SqliteDedupStore:
 
     def stats(self) -> dict[str, int]:
         """Row counts and database size in bytes (benchmarks, ``newsmon dedup -v``)."""
-        with self._tx() as db:
+        with self._read() as db:
             out = {
                 t: int(db.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0])
                 for t in ("records", "lsh", "story", "df", "urls")
@@ -431,11 +476,14 @@ class SqliteDedupStore:
 class _Transaction:
     """``with store._tx() as db``: one IMMEDIATE transaction under the store lock; wraps errors."""
 
-    def __init__(self, store: SqliteDedupStore) -> None:
+    def __init__(self, store: SqliteDedupStore, *, write: bool = True) -> None:
         self.store = store
+        self.write = write
 
     def __enter__(self) -> sqlite3.Connection:
         self.store._lock.acquire()
+        if not self.write:
+            return self.store._db
         try:
             self.store._db.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
@@ -445,7 +493,9 @@ class _Transaction:
 
     def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
         try:
-            if exc is None:
+            if not self.write:
+                pass
+            elif exc is None:
                 self.store._db.execute("COMMIT")
             else:
                 self.store._db.execute("ROLLBACK")

@@ -143,6 +143,8 @@ class LocalIndex:
                 for article in articles:
                     if article.duplicate_of:
                         self._add_syndication(article)
+                    elif article.also_published_at:
+                        self._adopt_copies(article)
         except sqlite3.Error as exc:
             raise SinkUnavailable(f"local index write failed: {exc}") from exc
         return WriteResult(acknowledged=tuple(acked))
@@ -179,6 +181,24 @@ class LocalIndex:
         if merged != original.also_published_at:
             updated = replace(original, also_published_at=merged)
             self._conn.execute("UPDATE articles SET doc = ? WHERE rid = ?", (json.dumps(updated.to_dict()), row[0]))
+
+    def _adopt_copies(self, original: Article) -> None:
+        """Point every stored article that ``original`` lists as a copy at it (dedup re-pointed an
+        earlier original to this older article: the earlier one must now be hidden as a copy)."""
+        for syn in original.also_published_at:
+            row = self._get_row(syn.id)
+            if row is None or syn.id == original.id:
+                continue
+            doc = Article.from_dict(json.loads(row[1]))
+            if doc.duplicate_of == original.id:
+                continue
+            if doc.duplicate_of is None:  # the earlier original: now a copy, its syndication moved
+                doc = replace(doc, duplicate_kind=syn.kind, similarity=syn.similarity, also_published_at=())
+            doc = replace(doc, duplicate_of=original.id)
+            self._conn.execute(
+                "UPDATE articles SET doc = ?, duplicate_of = ? WHERE rid = ?",
+                (json.dumps(doc.to_dict()), original.id, row[0]),
+            )
 
     def _get_row(self, article_id: str) -> tuple[int, str] | None:
         row = self._conn.execute("SELECT rid, doc FROM articles WHERE id = ?", (article_id,)).fetchone()

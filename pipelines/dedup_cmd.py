@@ -25,7 +25,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import IO, Any, TextIO
 
-from connectors.dedupstore import DedupStore, SqliteDedupStore
+from connectors.dedupstore import DedupStore, DedupStoreError, SqliteDedupStore
 from transforms.records import Article, article_id, str_to_dt, utcnow
 from transforms.urls import UrlError, canonical_url
 
@@ -42,6 +42,8 @@ def register(subparsers: Any) -> None:
 
 def article_from_json(d: Mapping[str, Any]) -> Article:
     """Build the Article the pipeline would have, from a loose JSONL object."""
+    if not isinstance(d, Mapping):
+        raise ValueError(f"expected a JSON object, got {type(d).__name__}")
     url = str(d.get("url") or "")
     try:
         canon = canonical_url(url) if url else ""
@@ -73,6 +75,9 @@ def dedup_one(article: Article, store: DedupStore, *, window_days: float, story_
         if not store.accept_url(key, article.canonical_url, now=article.first_seen, owner=article.id):
             owner = store.url_owner(key) or key
             orig = store.lookup(owner)
+            if orig is not None and orig.duplicate_of:  # the URL's first article was itself a copy
+                owner = orig.duplicate_of
+                orig = store.lookup(owner) or orig
             return {
                 "id": article.id,
                 "duplicate_of": owner,
@@ -80,6 +85,7 @@ def dedup_one(article: Article, store: DedupStore, *, window_days: float, story_
                 "similarity": 1.0,
                 "story_id": orig.story_id if orig else owner,
                 "story_similarity": None,
+                "rule": "url: same canonical URL",
             }
     _, decision, _ = decide_status(
         article, store, now=article.first_seen, window_days=window_days, story_window_days=story_window_days
@@ -92,6 +98,7 @@ def dedup_one(article: Article, store: DedupStore, *, window_days: float, story_
         "similarity": decision.similarity,
         "story_id": decision.story_id,
         "story_similarity": decision.story_similarity,
+        "rule": decision.rule,
     }
 
 
@@ -106,24 +113,41 @@ def _open(path: str | None) -> IO[str]:
 def iter_rows(
     lines: Iterator[str], store: DedupStore, *, window_days: float, story_window_days: float
 ) -> Iterator[dict[str, Any]]:
-    last_prune = None
+    """Decide every article of ``lines``; rows come back in input order (errors as ``{line, error}``).
+
+    The whole input is read first and decided earliest-published first (then first seen, then
+    id; :func:`transforms.dedup.order_key`), so the original of a group is the oldest article
+    whatever the line order -- a copy listed before its original does not become the original.
+    """
+    from transforms.dedup import order_key
+
+    parsed: list[tuple[int, Article]] = []
     for n, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
-            art = article_from_json(json.loads(line))
-        except (ValueError, KeyError, TypeError) as exc:
+            parsed.append((n, article_from_json(json.loads(line))))
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
             yield {"line": n, "error": str(exc)}
-            continue
-        if last_prune is None or art.first_seen - last_prune > timedelta(days=1):
-            store.prune(older_than=art.first_seen - timedelta(days=max(window_days, story_window_days)))
-            last_prune = art.first_seen
-        yield dedup_one(art, store, window_days=window_days, story_window_days=story_window_days)
+    decided: dict[int, dict[str, Any]] = {}
+    last_prune = None
+    for n, art in sorted(parsed, key=lambda na: order_key(na[1])):
+        at = order_key(art)[0]
+        if last_prune is None or at - last_prune > timedelta(days=1):
+            store.prune(older_than=at - timedelta(days=max(window_days, story_window_days)))
+            last_prune = at
+        decided[n] = dedup_one(art, store, window_days=window_days, story_window_days=story_window_days)
+    for n, _ in parsed:
+        yield decided[n]
 
 
 def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     out = out or sys.stdout
-    store = SqliteDedupStore(args.store, window_days=max(args.window_days, args.story_window_days))
+    try:
+        store = SqliteDedupStore(args.store, window_days=max(args.window_days, args.story_window_days))
+    except DedupStoreError as exc:
+        print(f"newsmon dedup: {exc}", file=sys.stderr)
+        return 2
     counts: dict[str, int] = {}
     stories: set[str] = set()
     errors = 0
@@ -140,9 +164,17 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
                 counts[kind] = counts.get(kind, 0) + 1
                 stories.add(row["story_id"])
                 out.write(json.dumps(row, ensure_ascii=False) + "\n")
+    except (OSError, UnicodeDecodeError, EOFError) as exc:
+        print(f"newsmon dedup: cannot read {args.file or 'stdin'}: {exc}", file=sys.stderr)
+        return 2
+    except DedupStoreError as exc:
+        print(f"newsmon dedup: {exc}", file=sys.stderr)
+        return 2
     finally:
         store.close()
     if args.summary:
         summary = {"articles": sum(counts.values()), **counts, "stories": len(stories), "errors": errors}
         print(json.dumps(summary), file=sys.stderr)
-    return 1 if errors and not counts else 0
+    if errors:
+        print(f"newsmon dedup: {errors} input line(s) skipped (see above)", file=sys.stderr)
+    return 1 if errors else 0

@@ -87,8 +87,8 @@ def test_no_feeds_is_refused(tmp_path: Path) -> None:
 
 def test_prism_loopback_keeps_dedup_on_disk_and_other_workers_share_it(tmp_path: Path) -> None:
     from apache_beam.options.pipeline_options import PipelineOptions
-    from connectors.elasticsearch.dedupstore import ElasticsearchDedupStoreFactory
 
+    from connectors.elasticsearch.dedupstore import ElasticsearchDedupStoreFactory
     from pipelines.streaming import streaming_resources, worker_runs_in_this_process
 
     cfg = config(tmp_path)
@@ -107,8 +107,8 @@ def test_opensearch_with_workers_elsewhere_shares_dedup_in_the_cluster(tmp_path:
     import dataclasses
 
     from apache_beam.options.pipeline_options import PipelineOptions
-    from connectors.elasticsearch.dedupstore import ElasticsearchDedupStoreFactory
 
+    from connectors.elasticsearch.dedupstore import ElasticsearchDedupStoreFactory
     from pipelines.streaming import streaming_resources
 
     cfg = config(tmp_path)

@@ -93,3 +93,18 @@ def test_arbitrary_text_is_canonical_or_url_error(text: str) -> None:
     except UrlError:
         return
     assert canonical_url(once) == once
+
+
+def test_site_and_slug() -> None:
+    from transforms.urls import site_and_slug
+
+    a = site_and_slug("https://nasional.tempo.co/amp/1691448/5-media-asing-menyoroti-vonis-mati")
+    b = site_and_slug("https://nasional.tempo.co/read/1691448/5-media-asing-menyoroti-vonis-mati")
+    assert a == b == ("nasional.tempo.co", "5-media-asing-menyoroti-vonis-mati")
+    assert site_and_slug("https://www.kr.com/peristiwa/read/433978/bom-di-medan-hari-ini.html") == (
+        "kr.com",
+        "bom-di-medan-hari-ini",
+    )
+    assert site_and_slug("https://baraknews.com/?p=321162") == ("baraknews.com", "")
+    assert site_and_slug("https://a.id/berita/12345") == ("a.id", "")
+    assert site_and_slug("not a url") == ("", "")

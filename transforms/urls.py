@@ -71,6 +71,41 @@ def _strip_query(query: str) -> str:
     return urlencode(sorted(kept))
 
 
+def site_and_slug(url: str) -> tuple[str, str]:
+    """(host without www./m./amp. prefixes, last path segment if it is a word slug, else "").
+
+    A slug is a last segment of three or more hyphen-joined words (``media-asing-soroti-...``);
+    one outlet uses one slug for one article, whatever the path around it (``/amp/ID/slug`` and
+    ``/read/ID/slug``, a migrated ``/read/433978/slug`` and ``/peristiwa/slug``).
+    """
+    try:
+        parts = urlsplit((url or "").strip())
+        host = _strip_host(parts.hostname or "")
+    except ValueError:
+        return "", ""
+    segments = [seg for seg in _strip_path(parts.path).split("/") if seg]
+    last = segments[-1].lower() if segments else ""
+    for suffix in (".html", ".htm", ".php"):
+        last = last.removesuffix(suffix)
+    return host, (last if last.count("-") >= 2 and any(c.isalpha() for c in last) else "")
+
+
+def page_number(url: str) -> int | None:
+    """The page a paginated article URL names (``?page=2`` -> 2), or None (no page, or ``page=all``).
+
+    Page 2 and later of an article hold only a fragment of it; ``canonical_url`` maps every
+    page to the article, and dedup never treats a fragment's text as a whole article.
+    """
+    try:
+        query = urlsplit(url or "").query
+    except ValueError:
+        return None
+    for key, value in parse_qsl(query, keep_blank_values=True):
+        if key.lower() in PAGING_PARAMS and value.strip().isdigit():
+            return int(value.strip())
+    return None
+
+
 def canonical_url(url: str) -> str:
     """The canonical form of an article URL (see the module docstring). Raises :class:`UrlError`."""
     if not isinstance(url, str):

@@ -425,6 +425,32 @@ class ElasticsearchDedupStore:
             retry_on_conflict=3,
         )
 
+    def repoint(self, old_id: str, new_id: str, *, kind: str, similarity: float) -> list[str]:
+        """``old_id`` (an original) becomes a ``kind`` copy of ``new_id``; its copies follow.
+
+        Partial updates: the old original first (written with ``self.refresh``, so it stops being
+        a candidate at once), then each of its copies (found after a refresh). Idempotent: a
+        second call finds ``old_id`` already a copy and changes nothing. Not atomic across
+        documents; a crash in between leaves some copies pointing at ``old_id``, which is itself
+        a copy of ``new_id`` (readers follow one step: ``transforms.dedup`` does)."""
+        current = self.lookup(old_id)
+        if current is None or current.duplicate_of is not None or old_id == new_id:
+            return []
+        self._call("refresh", self._es.indices.refresh)
+        query = {"bool": {"filter": [{"term": {"kind": "record"}}, {"term": {"duplicate_of": old_id}}]}}
+        copies = [str(h["_id"]) for h in self._search("copies", query, size=self.scan_size, source=["id"])]
+        doc = {"duplicate_of": new_id, "duplicate_kind": kind, "similarity": similarity, "also_published_at": []}
+        self._call("repoint", self._es.update, id=old_id, doc=doc, refresh=self.refresh, retry_on_conflict=3)
+        for copy_id in copies:
+            self._call(
+                "repoint copy",
+                self._es.options(ignore_status=404).update,
+                id=copy_id,
+                doc={"duplicate_of": new_id},
+                retry_on_conflict=3,
+            )
+        return [old_id, *copies]
+
     def prune(self, *, older_than: datetime) -> int:
         """Forget records, URLs and locks first seen before ``older_than``; returns records removed."""
         self._call("refresh", self._es.indices.refresh)

@@ -142,6 +142,7 @@ class ElasticsearchSink:
         for start in range(0, len(ordered), self.chunk_size):
             problem = self._write_slice(ordered[start : start + self.chunk_size], tally)
             unreachable = unreachable or problem
+        self._adopt_copies([a for a in ordered if a.duplicate_of is None and a.also_published_at and a.id in tally.acked])
         if unreachable and not tally.acked and not tally.dead:
             raise ClusterUnreachable(
                 f"{engine_label(self.config)} unreachable after {self.max_retries} retries: {unreachable}"
@@ -253,6 +254,34 @@ class ElasticsearchSink:
         self._where.move_to_end(doc_id)
         while len(self._where) > self._where_max:
             self._where.popitem(last=False)
+
+    def _adopt_copies(self, originals: Sequence[Article]) -> None:
+        """Point stored articles that an original lists as copies at it: dedup re-pointed an
+        earlier original to this older article, so the earlier one must now be hidden as a copy.
+        Partial updates (a no-op for copies already pointing here). Best effort: a failure is
+        logged, and the next write of the original repeats it."""
+        wanted = {c.id: (a, c) for a in originals for c in a.also_published_at if c.id != a.id}
+        if not wanted:
+            return
+
+        def update(action: tuple[str, str, dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]]:
+            index, doc_id, doc = action
+            return {"update": {"_index": index, "_id": doc_id}}, {"doc": doc}
+
+        try:
+            where = self._locate(set(wanted))
+            actions = [
+                (where[cid], cid, {"duplicate_of": orig.id, "is_duplicate": True, "duplicate_kind": copy.kind,
+                                   "similarity": copy.similarity, "also_published_at": []})
+                for cid, (orig, copy) in wanted.items()
+                if cid in where
+            ]
+            for _ in self._bulk_client.streaming_bulk(
+                actions, chunk_size=self.chunk_size, max_chunk_bytes=self.max_chunk_bytes, expand=update
+            ):
+                pass
+        except Exception as exc:  # best effort: never fails the write it follows
+            log.warning("could not re-point %d copies: %s", len(wanted), redact(str(exc), self.config))
 
     def _locate(self, ids: set[str]) -> dict[str, str]:
         """Where each id already lives (this process's cache, then one ``ids`` query)."""

@@ -11,6 +11,8 @@ import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from connectors.dedupstore import SqliteDedupStore, iter_records
 from pipelines.cli import main as cli_main
 from transforms.dedup import aligned_overlap, alignment, decide, decide_batch, shingle_sequence, tokens
@@ -256,21 +258,21 @@ def test_one_sites_follow_up_over_its_own_text_is_not_a_copy_but_another_sites_i
     assert other_site.duplicate_of == first.id
 
 
-def test_elasticsearch_sink_hides_the_repointed_original(tmp_path) -> None:
+@pytest.mark.parametrize("engine", ["opensearch", "elasticsearch"])
+def test_search_engine_sink_hides_the_repointed_original(tmp_path, registry, opensearch_url: str, engine: str) -> None:
+    """On the real node, through both clients (the Elasticsearch one via the header shim)."""
     import uuid
 
-    from prometheus_client import CollectorRegistry
+    from connectors.elasticsearch import ElasticsearchSink, setup_elasticsearch
+    from connectors.settings import ElasticsearchConfig
+    from tests.faultserver import FaultProxy
 
-    from connectors.elasticsearch import ElasticsearchSink
-    from pipelines import metrics
-    from pipelines.config import ElasticsearchConfig
-    from tests.esserver import EsTestServer
-
-    metrics.set_default(metrics.Metrics(CollectorRegistry()))
     original, copy = _pair()
     store = SqliteDedupStore(":memory:")
-    with EsTestServer(refresh_interval=0) as srv:
-        cfg = ElasticsearchConfig(urls=(srv.url,), index_prefix=f"nmtest-{uuid.uuid4().hex[:8]}")
+    with FaultProxy(opensearch_url, elasticsearch=True) as shim:
+        url = opensearch_url if engine == "opensearch" else shim.url
+        cfg = ElasticsearchConfig(urls=(url,), index_prefix=f"nmtest-{uuid.uuid4().hex[:8]}", engine=engine)
+        setup_elasticsearch(cfg)
         sink = ElasticsearchSink(cfg, deadletter_dir=tmp_path / "dl", sleep=lambda s: None)
         try:
             first = decide(copy, store, now=NEW)
@@ -282,6 +284,8 @@ def test_elasticsearch_sink_hides_the_repointed_original(tmp_path) -> None:
             kept = sink.get(original.id)
             assert kept is not None and kept.duplicate_of is None
             assert [s.id for s in kept.also_published_at] == [copy.id]
+            sink.refresh()
+            assert [h.id for h in sink.search("banjir")] == [original.id]  # the old original is hidden now
         finally:
             sink.close()
 

@@ -131,9 +131,9 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     dead-letter and dedup stores' open errors carry their path and reason the same way.
     """
     from connectors.deadletter import DeadLetterError
-    from connectors.dedupstore import DedupStoreError
     from connectors.metrics import MetricsServeError
     from connectors.sqlite import StoreError
+    from transforms.dedupstate import DedupStoreError
 
     return (StoreError, MetricsServeError, DeadLetterError, DedupStoreError)
 

@@ -25,7 +25,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import IO, Any, TextIO
 
-from connectors.dedupstore import DedupStore, DedupStoreError, SqliteDedupStore
+from connectors.dedupstore import SqliteDedupStore
+from transforms.dedupstate import DedupStore, DedupStoreError
 from transforms.records import Article, article_id, str_to_dt, utcnow
 from transforms.urls import UrlError, canonical_url
 

@@ -13,8 +13,8 @@ from datetime import timedelta
 
 import apache_beam as beam
 
-from connectors.dedupstore import DedupStore
 from transforms.dedup import decide_batch
+from transforms.dedupstate import DedupStore
 from transforms.records import Article, utcnow
 
 

@@ -342,7 +342,7 @@ import sys
 from pathlib import Path
 
 import transforms.dedup as dedup_mod
-from connectors.dedupstore import DedupRecord
+from transforms.dedupstate import DedupRecord
 
 REPO = Path(__file__).resolve().parents[1]
 

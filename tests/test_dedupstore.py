@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from connectors.dedupstore import DedupRecord, DedupStoreError, SqliteDedupStore, SqliteStoreFactory
+from connectors.dedupstore import SqliteDedupStore, SqliteStoreFactory
+from transforms.dedupstate import DedupRecord, DedupStoreError
 from transforms.records import Syndication
 
 T0 = datetime(2024, 6, 19, 6, 0, tzinfo=UTC)
@@ -132,7 +133,8 @@ def test_survives_kill_9(tmp_path: Path) -> None:
         f"""
         import os, signal
         from datetime import datetime, timezone
-        from connectors.dedupstore import DedupRecord, SqliteDedupStore
+        from connectors.dedupstore import SqliteDedupStore
+        from transforms.dedupstate import DedupRecord
         s = SqliteDedupStore({str(db)!r})
         t = datetime(2024, 6, 19, tzinfo=timezone.utc)
         s.accept_url("url-1", "https://x.id/a", now=t)

@@ -739,9 +739,9 @@ def test_live_cluster_contract(tmp_path: Path, registry: CollectorRegistry) -> N
 
 def test_dedup_store_on_opensearch_reports_faults_like_on_elasticsearch(opensearch_url: str, prefix: str) -> None:
     """connectors.elasticsearch.compat: the ES dedup store over opensearch-py keeps its error contract."""
-    from connectors.dedupstore import DedupStoreError
     from connectors.elasticsearch.dedupstore import ElasticsearchDedupStore
     from tests.opensearchnode import free_port
+    from transforms.dedupstate import DedupStoreError
 
     with FaultProxy(opensearch_url, elasticsearch=False) as p:
         store = ElasticsearchDedupStore(ElasticsearchConfig(urls=(p.url,), index_prefix=prefix, engine="opensearch"))

@@ -22,13 +22,14 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry
 
-from connectors.dedupstore import DedupRecord, DedupStoreError, SqliteDedupStore
+from connectors.dedupstore import SqliteDedupStore
 from connectors.elasticsearch import make_client
 from connectors.elasticsearch.dedupstore import MAPPINGS, ElasticsearchDedupStore, ElasticsearchDedupStoreFactory
 from pipelines.config import ElasticsearchConfig
 from tests.eslive import LIVE_URL, live_config
 from tests.faultserver import FaultProxy
 from transforms.dedup import decide, decide_batch
+from transforms.dedupstate import DedupRecord, DedupStoreError
 from transforms.records import Article, Syndication, article_id
 
 T0 = datetime(2024, 6, 19, 6, 0, tzinfo=UTC)

@@ -97,7 +97,7 @@ from functools import lru_cache
 import numpy as np
 from datasketch import MinHash
 
-from connectors.dedupstore import DedupRecord, DedupStore
+from transforms.dedupstate import DedupRecord, DedupStore
 from transforms.records import Article, Syndication, to_utc
 from transforms.urls import page_number, site_and_slug
 

@@ -76,10 +76,10 @@ from elastic_transport import ConnectionError as TransportConnectionError
 from elastic_transport import ConnectionTimeout, TransportError
 from elasticsearch import ApiError, Elasticsearch
 
-from connectors.dedupstore import DedupRecord, DedupStoreError
 from connectors.elasticsearch.client import make_client, redact
 from connectors.elasticsearch.schema import MERGE_SCRIPT
 from connectors.settings import ElasticsearchConfig
+from transforms.dedupstate import DedupRecord, DedupStoreError
 from transforms.records import Syndication, dt_to_str, str_to_dt, to_utc, utcnow
 
 log = logging.getLogger(__name__)

@@ -55,6 +55,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from connectors.sqlite import StoreError, Transaction, connect
 from transforms.dedupstate import DedupRecord, DedupStoreError
 from transforms.records import Syndication, to_utc
 
@@ -165,25 +166,22 @@ class SqliteDedupStore:
         self.window = timedelta(days=window_days)
         self._lock = threading.RLock()
         try:
-            if self.path != ":memory:":
-                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
-            self._db.execute(f"PRAGMA page_size={PAGE_SIZE}")  # only takes effect on a new file
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
-            self._db.execute(f"PRAGMA journal_size_limit={WAL_CHECKPOINT_PAGES * PAGE_SIZE}")
+            self._db = connect(self.path, pragmas=(
+                f"page_size={PAGE_SIZE}",  # only takes effect on a new file
+                f"wal_autocheckpoint={WAL_CHECKPOINT_PAGES}",
+                f"journal_size_limit={WAL_CHECKPOINT_PAGES * PAGE_SIZE}",
+            ))
             self._db.executescript(_SCHEMA)
-        except (OSError, sqlite3.Error) as exc:  # OSError: the parent "directory" is a file, or not writable
+        except (StoreError, OSError, sqlite3.Error) as exc:
             raise DedupStoreError(f"cannot open dedup store {self.path}: {exc}", transient=False) from exc
 
     # -- plumbing --------------------------------------------------------------------
-    def _tx(self) -> _Transaction:
-        return _Transaction(self)
+    def _tx(self) -> Transaction:
+        return Transaction(self._db, self._lock, wrap=_wrap)
 
-    def _read(self) -> _Transaction:
+    def _read(self) -> Transaction:
         """Reads: the store lock, no write transaction (each statement reads a committed state)."""
-        return _Transaction(self, write=False)
+        return Transaction(self._db, self._lock, wrap=_wrap, write=False)
 
     def close(self) -> None:
         with self._lock:
@@ -387,40 +385,6 @@ class SqliteDedupStore:
             size = int(db.execute("PRAGMA page_size").fetchone()[0])
         out["bytes"] = pages * size
         return out
-
-
-class _Transaction:
-    """``with store._tx() as db``: one IMMEDIATE transaction under the store lock; wraps errors."""
-
-    def __init__(self, store: SqliteDedupStore, *, write: bool = True) -> None:
-        self.store = store
-        self.write = write
-
-    def __enter__(self) -> sqlite3.Connection:
-        self.store._lock.acquire()
-        if not self.write:
-            return self.store._db
-        try:
-            self.store._db.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as exc:
-            self.store._lock.release()
-            raise _wrap(exc) from exc
-        return self.store._db
-
-    def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
-        try:
-            if not self.write:
-                pass
-            elif exc is None:
-                self.store._db.execute("COMMIT")
-            else:
-                self.store._db.execute("ROLLBACK")
-        except sqlite3.Error as err:
-            raise _wrap(err) from err
-        finally:
-            self.store._lock.release()
-        if isinstance(exc, sqlite3.Error):
-            raise _wrap(exc) from exc
 
 
 def _wrap(exc: sqlite3.Error) -> DedupStoreError:

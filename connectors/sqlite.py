@@ -77,6 +77,8 @@ def connect(path: Path | str, *, create: bool = True, pragmas: tuple[str, ...] =
     ``pragmas`` are extra ``PRAGMA`` statements for this file (page size, checkpoints). With
     ``create=False`` a missing file is an error instead of a new, empty database.
     """
+    if str(path) == ":memory:":  # tests and one-off runs: nothing on disk
+        return sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
     path = Path(path)
     if not create and not path.is_file():
         raise StoreError(f"no store at {path.parent}" if not path.parent.is_dir() else f"no {path.name} in {path.parent}")
@@ -101,6 +103,7 @@ class Transaction:
 
     It commits when the block ends normally and rolls back on any exception. ``wrap`` turns a
     ``sqlite3.Error`` (from the block or from ``BEGIN``/``COMMIT``) into the store's own error.
+    ``write=False`` takes only the lock: each statement then reads a committed state.
     """
 
     def __init__(
@@ -109,10 +112,12 @@ class Transaction:
         lock: threading.Lock | threading.RLock,
         *,
         wrap: Callable[[sqlite3.Error], Exception] | None = None,
+        write: bool = True,
     ) -> None:
         self._conn = conn
         self._lock = lock
         self._wrap = wrap
+        self._write = write
 
     def _raise(self, exc: sqlite3.Error) -> None:
         if self._wrap is not None:
@@ -121,6 +126,8 @@ class Transaction:
 
     def __enter__(self) -> sqlite3.Connection:
         self._lock.acquire()
+        if not self._write:
+            return self._conn
         try:
             self._conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
@@ -130,7 +137,8 @@ class Transaction:
 
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
         try:
-            self._conn.execute("ROLLBACK" if exc_type else "COMMIT")
+            if self._write:
+                self._conn.execute("ROLLBACK" if exc_type else "COMMIT")
         except sqlite3.Error as err:
             if exc is None:
                 self._raise(err)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -38,6 +39,14 @@ def registry() -> CollectorRegistry:
     reg = CollectorRegistry()
     metrics.set_default(metrics.Metrics(reg))
     return reg
+
+
+@pytest.fixture
+def quick_fetch(tmp_path: Path) -> Path:
+    """A config file without the politeness meant for real outlets (every test page is on loopback)."""
+    cfg = tmp_path / "newsmon.yaml"
+    cfg.write_text("fetch:\n  per_host_min_spacing: 0\n  timeout: 5\n")
+    return cfg
 
 
 @pytest.fixture(scope="session")

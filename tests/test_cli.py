@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry
 
-from connectors import metrics
 from pipelines.cli import main
 from tests.localserver import LocalServer, Route
 from tests.newssite import NewsSite
@@ -16,15 +15,8 @@ from tests.test_local_driver import BANJIR, RUSIA_KORUT
 
 
 @pytest.fixture(autouse=True)
-def fresh_metrics() -> None:
-    metrics.set_default(metrics.Metrics(CollectorRegistry()))
-
-
-@pytest.fixture()
-def quick_fetch(tmp_path: Path) -> Path:
-    cfg = tmp_path / "newsmon.yaml"
-    cfg.write_text("fetch:\n  per_host_min_spacing: 0\n  timeout: 5\n")
-    return cfg
+def _fresh_metrics(registry: CollectorRegistry) -> None:
+    """Every test here counts on a fresh registry (the shared `registry` fixture)."""
 
 
 def test_backfill_then_search_json(tmp_path: Path, quick_fetch: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -34,15 +34,8 @@ T0 = datetime(2024, 6, 19, 3, 0, tzinfo=timezone.utc)
 
 
 @pytest.fixture(autouse=True)
-def fresh_metrics() -> None:
-    metrics.set_default(metrics.Metrics(CollectorRegistry()))
-
-
-@pytest.fixture()
-def quick_fetch(tmp_path: Path) -> Path:
-    cfg = tmp_path / "newsmon.yaml"
-    cfg.write_text("fetch:\n  per_host_min_spacing: 0\n  timeout: 5\n")
-    return cfg
+def _fresh_metrics(registry: CollectorRegistry) -> None:
+    """Every test here counts on a fresh registry (the shared `registry` fixture)."""
 
 
 def one_clear_line(err: str) -> str:

@@ -144,11 +144,8 @@ def iter_rows(
 
 def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     out = out or sys.stdout
-    try:
-        store = SqliteDedupStore(args.store, window_days=max(args.window_days, args.story_window_days))
-    except DedupStoreError as exc:
-        print(f"newsmon dedup: {exc}", file=sys.stderr)
-        return 2
+    # an unusable --store is the CLI's one-line user error (DedupStoreError), like every store
+    store = SqliteDedupStore(args.store, window_days=max(args.window_days, args.story_window_days))
     counts: dict[str, int] = {}
     stories: set[str] = set()
     errors = 0

@@ -328,5 +328,5 @@ def test_cli_store_under_a_file_is_one_line(tmp_path) -> None:
         cwd=REPO,
         timeout=120,
     )
-    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert "cannot open dedup store" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1

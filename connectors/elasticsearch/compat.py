@@ -124,9 +124,14 @@ class OpenSearchAsElasticsearch:
         query = {"allow_no_indices": "true"}
         return self._answer(lambda: self._os.search(index=index, body=body, params=query))
 
-    def update(self, *, index: str, id: str, script: Any, retry_on_conflict: int | None = None) -> CompatResponse:
-        query = {} if retry_on_conflict is None else {"retry_on_conflict": str(retry_on_conflict)}
-        return self._answer(lambda: self._os.update(index=index, id=id, body={"script": script}, params=query))
+    def update(self, *, index: str, id: str, script: Any = None, doc: Any = None, **params: Any) -> CompatResponse:
+        """A scripted or a partial-document update (exactly one of ``script`` and ``doc``);
+        ``params`` (``retry_on_conflict``, ``refresh``) go to the query string."""
+        if (script is None) == (doc is None):
+            raise TypeError("update needs exactly one of script= and doc=")
+        query = {k: _param(v) for k, v in params.items() if v is not None}
+        body = {"script": script} if script is not None else {"doc": doc}
+        return self._answer(lambda: self._os.update(index=index, id=id, body=body, params=query))
 
     def delete_by_query(self, *, index: str, query: Any, **params: Any) -> CompatResponse:
         qs = {k: _param(v) for k, v in params.items()}

@@ -2,7 +2,11 @@
 
 Each command lives in its own module that exposes ``register(subparsers)``; the
 subparser sets ``func`` to a callable taking the parsed arguments and returning the
-exit code. Environment variables are read here, at the edge, and nowhere else.
+exit code. Environment variables are read at this edge, by the configuration loader
+(``pipelines.config.from_environment``), with one deliberate exception: code that runs on a
+distributed worker (the search-engine clients of ``Resources.open_sink``, the shared dedup
+store, the worker metrics exporter) reads its secrets and metrics address from the worker's
+own environment, because secrets are never pickled into the pipeline graph.
 """
 
 from __future__ import annotations

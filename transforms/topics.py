@@ -33,6 +33,7 @@ import dataclasses
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from transforms.records import Article, MatchedTerm, TopicEvidence
 from transforms.textsegments import Segments, segment
@@ -343,8 +344,7 @@ def _judge(topic: Topic, doc: _Doc, passed_topics: set[str] | None = None) -> Ve
             if pair is not None:
                 linked.append((key, pair))
         raw_count[k.name] = len(linked)
-        units = sum(topic.title_weight if key[0] == TITLE else 1.0 for key, _ in linked)
-        contribution = round(k.weight * min(units, k.max_hits), 4) + 0.0
+        contribution = _sentence_score(topic, k.weight, k.max_hits, linked)
         score += contribution
         reasons.append(f"link {k.name}: {len(linked)} sentence(s) qualify, {contribution:+g}")
         for key, (a, b) in linked[: k.max_hits]:
@@ -368,8 +368,7 @@ def _judge(topic: Topic, doc: _Doc, passed_topics: set[str] | None = None) -> Ve
                 if pair is not None:
                     found.append((key, pair))
             raw_count[r.name] = len(found)
-            units = sum(topic.title_weight if key[0] == TITLE else 1.0 for key, _ in found)
-            contribution = round(r.weight * min(units, r.max_hits), 4) + 0.0
+            contribution = _sentence_score(topic, r.weight, r.max_hits, found)
             score += contribution
             reasons.append(f"role {r.name}: {len(found)} sentence(s) qualify, {contribution:+g}")
             for key, (actor, verb) in found[: r.max_hits]:
@@ -393,6 +392,13 @@ def _judge(topic: Topic, doc: _Doc, passed_topics: set[str] | None = None) -> Ve
         reasons=tuple(reasons),
     )
     return Verdict(passed, evidence, tuple(failed))
+
+
+def _sentence_score(topic: Topic, weight: float, max_hits: float, found: Sequence[tuple[Any, Any]]) -> float:
+    """A link's or role's contribution: its weight per qualifying sentence (a title sentence
+    counts ``title_weight``), capped at ``max_hits`` sentences."""
+    units = sum(topic.title_weight if key[0] == TITLE else 1.0 for key, _ in found)
+    return round(weight * min(units, max_hits), 4) + 0.0
 
 
 def _failed_requirements(

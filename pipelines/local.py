@@ -229,9 +229,11 @@ def _warm_up(extract_here: bool) -> None:
     """Import the transforms (and load the language model when this process extracts) ahead of
     the first batch: ~1 s of a fresh process's time that otherwise waits for the batch to fill."""
     try:
-        import pipelines.dedupbeam  # noqa: F401 - datasketch, numpy, scipy
         import pipelines.topicsbeam  # noqa: F401
         from pipelines.process import ProcessPages  # noqa: F401
+        from transforms.dedup import shingle_hashes, signature
+
+        signature(shingle_hashes(["jembatan", "baru"]))  # loads the MinHash permutations (datasketch)
 
         if extract_here:
             from transforms.extract import extract_page

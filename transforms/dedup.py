@@ -95,7 +95,6 @@ from datetime import date, datetime, timedelta
 from functools import lru_cache
 
 import numpy as np
-from datasketch import MinHash
 
 from transforms.dedupstate import DedupRecord, DedupStore
 from transforms.records import Article, Syndication, to_utc
@@ -216,6 +215,10 @@ def shingle_hashes(toks: Sequence[str], k: int = SHINGLE_WORDS) -> np.ndarray:
 
 @lru_cache(maxsize=4)
 def _permutations(num_perm: int) -> tuple[np.ndarray, np.ndarray]:
+    """datasketch's permutations, taken once per process (imported here: it pulls in scipy,
+    about half a second that every command importing this module would otherwise pay)."""
+    from datasketch import MinHash
+
     template = MinHash(num_perm=num_perm, seed=1, scheme="affine32")
     a, b = template.permutations
     return a, b
@@ -242,11 +245,6 @@ def signature(shingles: np.ndarray, num_perm: int = NUM_PERM) -> np.ndarray:
         return np.full(num_perm, np.iinfo(np.uint32).max, dtype=np.uint32)
     hv = _fmix32(np.asarray(shingles, dtype=np.uint32))
     return (hv[:, None] * a[None, :].astype(np.uint32) + b[None, :].astype(np.uint32)).min(axis=0)
-
-
-def minhash(shingles: np.ndarray, num_perm: int = NUM_PERM) -> MinHash:
-    """A datasketch MinHash with the same signature as :func:`signature` (for callers that want one)."""
-    return MinHash(num_perm=num_perm, hashvalues=signature(shingles, num_perm), scheme="affine32")
 
 
 _BAND_MUL = np.uint64(0x9E3779B97F4A7C15)

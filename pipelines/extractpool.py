@@ -59,10 +59,14 @@ def _exit_with_parent(parent: int) -> None:
     os._exit(0)
 
 
-def _init_worker(level: int) -> None:
+def _init_worker(level: int, driver: int) -> None:
     """Load what the first page would otherwise load (trafilatura, htmldate's date tables, the
-    language model) while the driver is still polling feeds."""
-    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True, name="parent-watch").start()
+    language model) while the driver is still polling feeds.
+
+    ``driver`` is the driver's pid, taken before the spawn: a worker whose driver died while it
+    was still starting up finds itself re-parented already, and must not take its new parent
+    (init) for the driver."""
+    threading.Thread(target=_exit_with_parent, args=(driver,), daemon=True, name="parent-watch").start()
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s[extract]: %(message)s")
     from transforms.extract import extract_page
     from transforms.language import detect_language
@@ -82,7 +86,7 @@ def get(workers: int) -> ProcessPoolExecutor | None:
                 _pool.shutdown(wait=False, cancel_futures=True)
             ctx = multiprocessing.get_context("spawn")
             _pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
-                                        initargs=(logging.getLogger().getEffectiveLevel(),))
+                                        initargs=(logging.getLogger().getEffectiveLevel(), os.getpid()))
             _pool_size = workers
         return _pool
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import signal
 import threading
 import time
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -65,7 +66,10 @@ def _init_worker(level: int, driver: int) -> None:
 
     ``driver`` is the driver's pid, taken before the spawn: a worker whose driver died while it
     was still starting up finds itself re-parented already, and must not take its new parent
-    (init) for the driver."""
+    (init) for the driver. Ctrl-C in a terminal reaches the whole process group: the driver
+    handles it and shuts the pool down, so a worker ignores SIGINT instead of printing a
+    KeyboardInterrupt traceback."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     threading.Thread(target=_exit_with_parent, args=(driver,), daemon=True, name="parent-watch").start()
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s[extract]: %(message)s")
     from transforms.extract import extract_page

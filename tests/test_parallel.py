@@ -129,3 +129,40 @@ def test_worker_processes_do_not_outlive_a_killed_driver(tmp_path: Path) -> None
     for pid in left:  # do not leave them behind if the assertion fails
         os.kill(pid, signal.SIGKILL)
     assert not left, f"extraction workers {left} outlived the killed driver"
+
+
+def test_ctrl_c_on_the_process_group_stops_workers_without_tracebacks(tmp_path: Path) -> None:
+    """A terminal's Ctrl-C reaches the driver and its extraction workers at once: the driver
+    stops cleanly and the workers print no KeyboardInterrupt traceback."""
+    import os
+    import signal
+
+    import psutil
+
+    from tests.e2e import start_run, wait_for
+
+    log = tmp_path / "newsmon.log"
+    with LocalServer() as server:
+        site = NewsSite(server)
+        proc = start_run(tmp_path / "store", [site.feed_url], "--workers", "2", log_path=log)
+        try:
+            root = psutil.Process(proc.pid)
+
+            def ignores_sigint(pid: int) -> bool:  # the worker's initializer has run
+                status = Path(f"/proc/{pid}/status").read_text()
+                ignored = int(next(line.split()[1] for line in status.splitlines() if line.startswith("SigIgn:")), 16)
+                return bool(ignored & (1 << (signal.SIGINT - 1)))
+
+            def workers_ready() -> bool | None:
+                found = [p for p in root.children(recursive=True) if "spawn_main" in " ".join(p.cmdline())]
+                return True if len(found) >= 2 and all(ignores_sigint(p.pid) for p in found) else None
+
+            wait_for(workers_ready, timeout=60, what="two extraction workers")
+            os.killpg(proc.pid, signal.SIGINT)  # what a terminal does: the whole foreground group
+            assert proc.wait(timeout=20) == 0
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+    text = log.read_text(errors="replace")
+    assert "Traceback" not in text and "KeyboardInterrupt" not in text, text[-3000:]

@@ -248,7 +248,7 @@ def _warm_up(extract_here: bool) -> None:
 class LocalDriver:
     """``workers``: extraction processes (1 extracts in this process; see ``pipelines/extractpool``)."""
 
-    def __init__(self, cfg: Config, *, clock: Any = time.time, workers: int = 1) -> None:
+    def __init__(self, cfg: Config, *, clock: Any = time.time, workers: int = 1, one_shot: bool = False) -> None:
         self.cfg = cfg
         self.clock = clock
         self.workers = workers
@@ -270,7 +270,7 @@ class LocalDriver:
         # import what the first batch needs while the feeds are polled and the first pages fetched
         threading.Thread(target=_warm_up, args=(workers <= 1,), daemon=True, name="warm-up").start()
         self.stop_event = threading.Event()
-        self.one_shot = False  # backfill: polls once, so poll failures are not announced with a next try
+        self.one_shot = one_shot  # backfill: polls once, so poll failures are not announced with a next try
         self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="poll")
         self._polling: dict[str, tuple[FeedConfig, Future[Any]]] = {}
         # this process is the only writer of feed state: read it once, then keep it current

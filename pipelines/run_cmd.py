@@ -227,8 +227,7 @@ def _backfill(cfg: Config, args: argparse.Namespace) -> int:
 
     m = metrics.get()
     before = _backfill_counters(m)
-    driver = LocalDriver(cfg, workers=extract_workers(args))
-    driver.one_shot = True
+    driver = LocalDriver(cfg, workers=extract_workers(args), one_shot=True)
     report = CycleReport()
     try:
         driver.poll(driver.feeds, report, wait=True)

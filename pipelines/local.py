@@ -248,7 +248,8 @@ def _warm_up(extract_here: bool) -> None:
 class LocalDriver:
     """``workers``: extraction processes (1 extracts in this process; see ``pipelines/extractpool``)."""
 
-    def __init__(self, cfg: Config, *, clock: Any = time.time, workers: int = 1, one_shot: bool = False) -> None:
+    def __init__(self, cfg: Config, *, clock: Any = time.time, workers: int = 1, one_shot: bool = False,
+                 stop_event: threading.Event | None = None) -> None:
         self.cfg = cfg
         self.clock = clock
         self.workers = workers
@@ -269,7 +270,7 @@ class LocalDriver:
             extractpool.warm_up(workers)  # worker processes start while the feeds are polled
         # import what the first batch needs while the feeds are polled and the first pages fetched
         threading.Thread(target=_warm_up, args=(workers <= 1,), daemon=True, name="warm-up").start()
-        self.stop_event = threading.Event()
+        self.stop_event = stop_event if stop_event is not None else threading.Event()
         self.one_shot = one_shot  # backfill: polls once, so poll failures are not announced with a next try
         self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="poll")
         self._polling: dict[str, tuple[FeedConfig, Future[Any]]] = {}

@@ -88,14 +88,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     from pipelines.local import LocalDriver
 
     lock = StoreLock.acquire(cfg.store_dir, command="run")  # one writer per store; the holder is named
+    # Handlers first: the driver starts extraction workers, and a Ctrl-C that reaches the process
+    # group while it is still starting up must stop it cleanly too, not raise KeyboardInterrupt.
+    stop = threading.Event()
+    install_stop_handlers(stop)
     try:
-        driver = LocalDriver(cfg, workers=extract_workers(args))
+        driver = LocalDriver(cfg, workers=extract_workers(args), stop_event=stop)
         metrics_url = start_metrics(cfg, sink="elasticsearch" if cfg.elasticsearch.enabled else "localindex")
     except BaseException:
         lock.release()
         raise
     lock.set_metrics_url(metrics_url)  # `newsmon status --store` reads this process's metrics
-    install_stop_handlers(driver.stop_event)
     print(
         f"newsmon: polling {len(cfg.enabled_feeds)} feeds into "
         f"{'Elasticsearch' if cfg.elasticsearch.enabled else cfg.store_dir}; metrics on {metrics_url}; Ctrl-C to stop",

@@ -233,7 +233,7 @@ def _warm_up(extract_here: bool) -> None:
         from pipelines.process import ProcessPages  # noqa: F401
         from transforms.dedup import shingle_hashes, signature
 
-        signature(shingle_hashes(["jembatan", "baru"]))  # loads the MinHash permutations (datasketch)
+        signature(shingle_hashes(["jembatan", "baru"]))  # draws the MinHash permutations
 
         if extract_here:
             from transforms.extract import extract_page

@@ -410,3 +410,19 @@ def test_story_lookup_skips_terms_common_in_a_large_window(store: SqliteDedupSto
     (asked,) = spy.queried
     assert asked and not set(asked) & set(common)
     assert set(asked) == set(feats.story_terms[4:7])
+
+
+def test_permutations_are_datasketchs() -> None:
+    """The signature's permutations are drawn without importing datasketch (scipy behind it);
+    they must stay the ones datasketch's affine32 MinHash uses, so signatures stored by an
+    earlier version still compare."""
+    import numpy as np
+    from datasketch import MinHash
+
+    from transforms.dedup import NUM_PERM, _permutations
+
+    a, b = _permutations(NUM_PERM)
+    ref_a, ref_b = MinHash(num_perm=NUM_PERM, seed=1, scheme="affine32").permutations
+    assert a.dtype == ref_a.dtype == np.uint32
+    assert np.array_equal(a, ref_a) and np.array_equal(b, ref_b)
+    assert (a % 2 == 1).all()

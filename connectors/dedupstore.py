@@ -7,8 +7,9 @@ window of ``first_seen`` (default 7 days; :meth:`prune`) rather than by uptime.
 
 :class:`SqliteDedupStore` (local driver, ``newsmon dedup``)
     One SQLite file in WAL mode. Every ``record``/``accept_url`` is its own committed
-    transaction; with ``synchronous=NORMAL`` a committed transaction survives the process
-    being killed (not a power cut). Tables::
+    transaction, unless the caller groups a cycle's decisions in :meth:`batch` (one commit);
+    with ``synchronous=NORMAL`` a committed transaction survives the process being killed (not
+    a power cut). Tables::
 
         records(rid, id UNIQUE, url, source, first_seen, published, text_hash, shingles BLOB,
                 story_terms BLOB, story_id, duplicate_of, duplicate_kind, similarity, also JSON)
@@ -51,6 +52,7 @@ import sqlite3
 import struct
 import threading
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -186,6 +188,15 @@ class SqliteDedupStore:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Every write in the block in one transaction: one commit for a cycle's decisions
+        instead of one per article (~1 ms each). Reads in the block see its writes; each write
+        stays all-or-nothing on its own (a savepoint); an exception rolls back the whole block.
+        Other threads' calls on this store wait for the block to end."""
+        with self._tx():
+            yield
 
     # -- URLs ------------------------------------------------------------------------
     def accept_url(self, article_id: str, url: str, *, now: datetime, owner: str | None = None) -> bool:

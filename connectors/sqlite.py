@@ -104,6 +104,10 @@ class Transaction:
     It commits when the block ends normally and rolls back on any exception. ``wrap`` turns a
     ``sqlite3.Error`` (from the block or from ``BEGIN``/``COMMIT``) into the store's own error.
     ``write=False`` takes only the lock: each statement then reads a committed state.
+
+    Inside a transaction this connection already holds (a store's ``batch()``), the block is a
+    ``SAVEPOINT`` instead: it stays all-or-nothing on its own, and its writes are committed
+    with the enclosing transaction.
     """
 
     def __init__(
@@ -118,6 +122,7 @@ class Transaction:
         self._lock = lock
         self._wrap = wrap
         self._write = write
+        self._savepoint = False
 
     def _raise(self, exc: sqlite3.Error) -> None:
         if self._wrap is not None:
@@ -128,8 +133,9 @@ class Transaction:
         self._lock.acquire()
         if not self._write:
             return self._conn
+        self._savepoint = self._conn.in_transaction
         try:
-            self._conn.execute("BEGIN IMMEDIATE")
+            self._conn.execute("SAVEPOINT newsmon" if self._savepoint else "BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
             self._lock.release()
             self._raise(exc)
@@ -137,7 +143,11 @@ class Transaction:
 
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
         try:
-            if self._write:
+            if self._write and self._savepoint:
+                if exc_type:
+                    self._conn.execute("ROLLBACK TO newsmon")
+                self._conn.execute("RELEASE newsmon")
+            elif self._write:
                 self._conn.execute("ROLLBACK" if exc_type else "COMMIT")
         except sqlite3.Error as err:
             if exc is None:

@@ -37,24 +37,32 @@ class _DecideCycle(beam.DoFn):
         self._store = self._factory()
 
     def process(self, keyed: tuple[int, Iterable[Article]]) -> Iterator[Article]:
+        """The cycle's decisions in one store transaction, committed before any article goes on
+        to be written: a crash then leaves either all of them recorded or none (replayed)."""
         assert self._store is not None
-        now = utcnow()
-        self._store.prune(older_than=now - timedelta(days=self._window_days))
         from connectors import metrics
 
+        now = utcnow()
         stage = metrics.get().stage_seconds.labels("dedup")
-        start = time.perf_counter()
-        for article in decide_batch(
-            keyed[1],
-            self._store,
-            now=now,
-            window_days=self._window_days,
-            story_window_days=self._story_window_days,
-            on_duplicate=_count_duplicate,
-        ):
-            stage.observe(time.perf_counter() - start)  # this article's decision
-            yield article
+        decided: list[Article] = []
+        duplicates: list[str] = []
+        with self._store.batch():
+            self._store.prune(older_than=now - timedelta(days=self._window_days))
             start = time.perf_counter()
+            for article in decide_batch(
+                keyed[1],
+                self._store,
+                now=now,
+                window_days=self._window_days,
+                story_window_days=self._story_window_days,
+                on_duplicate=duplicates.append,
+            ):
+                stage.observe(time.perf_counter() - start)  # this article's decision
+                decided.append(article)
+                start = time.perf_counter()
+        for kind in duplicates:  # counted once the decisions are stored
+            _count_duplicate(kind)
+        yield from decided
 
     def teardown(self) -> None:
         if self._store is not None:

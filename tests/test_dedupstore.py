@@ -169,6 +169,10 @@ class _RecordingConnection:
     def executemany(self, sql: str, rows: object) -> sqlite3.Cursor:
         return self.db.executemany(sql, rows)
 
+    @property
+    def in_transaction(self) -> bool:
+        return self.db.in_transaction
+
     def close(self) -> None:
         self.db.close()
 
@@ -250,3 +254,37 @@ def test_wal_is_checkpointed_in_bounded_steps(tmp_path: Path) -> None:
         assert s._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     finally:
         s.close()
+
+
+def test_a_batch_is_one_transaction_its_reads_see_its_writes(tmp_path: Path) -> None:
+    path = tmp_path / "b.sqlite"
+    store = SqliteDedupStore(path)
+    other = SqliteDedupStore(path)  # another connection: sees only what is committed
+    try:
+        with store.batch():
+            store.record(rec("a", bands=(1,), text_hash="ha"))
+            store.record(rec("b", bands=(2,)))
+            assert store.lookup("a") is not None  # inside: visible
+            assert [r.id for r in store.candidates(text_hash="ha", bands=(), exclude_id="x")] == ["a"]
+            assert other.lookup("a") is None  # not committed yet
+        assert other.lookup("a") is not None and other.lookup("b") is not None
+        with pytest.raises(RuntimeError), store.batch():
+            store.record(rec("c"))
+            raise RuntimeError("the cycle failed")
+        assert store.lookup("c") is None and other.lookup("c") is None  # all of it rolled back
+    finally:
+        store.close()
+        other.close()
+
+
+def test_a_failed_write_in_a_batch_is_undone_alone(store: SqliteDedupStore) -> None:
+    """Each write in a batch is a savepoint: one that fails halfway leaves nothing behind, and
+    the batch's other writes still commit."""
+    with store.batch():
+        store.record(rec("a"))
+        with pytest.raises(DedupStoreError), store._tx() as db:
+            db.execute("INSERT INTO urls(id, url, owner, seen) VALUES ('u', 'http://x', 'u', 0)")
+            db.execute("INSERT INTO no_such_table VALUES (1)")
+        store.record(rec("b"))
+    assert store.lookup("a") is not None and store.lookup("b") is not None
+    assert store.url_owner("u") is None

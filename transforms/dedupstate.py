@@ -10,6 +10,7 @@ pointing down: the logic owns what it needs, the connectors provide it.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
@@ -96,5 +97,10 @@ class DedupStore(Protocol):
         ...
 
     def prune(self, *, older_than: datetime) -> int: ...
+
+    def batch(self) -> AbstractContextManager[None]:
+        """The writes of a block together (one transaction where the store has them); reads in
+        the block see them. Decisions of one cycle run in one block, then are passed on."""
+        ...
 
     def close(self) -> None: ...

@@ -64,6 +64,7 @@ Secrets are never pickled: :class:`ElasticsearchDedupStoreFactory` drops them an
 from __future__ import annotations
 
 import base64
+import contextlib
 import logging
 import os
 import time
@@ -285,6 +286,10 @@ class ElasticsearchDedupStore:
                 return False  # another worker was quicker
             raise DedupStoreError(redact(f"{self.index}: create index: {resp.body}", self.config), transient=False)
         return True
+
+    def batch(self) -> contextlib.AbstractContextManager[None]:
+        """Nothing to group: every write is its own request, visible to the next read."""
+        return contextlib.nullcontext()
 
     def close(self) -> None:
         if self._own_client:

@@ -136,3 +136,27 @@ def test_bounded_prefix_is_as_accurate_as_the_whole_text(monkeypatch: pytest.Mon
     assert bounded.count("id") >= whole.count("id"), (bounded.count("id"), whole.count("id"))
     agree = sum(a == b for a, b in zip(bounded, whole, strict=True)) / len(texts)
     assert agree >= 0.998, agree
+
+
+def test_the_cached_model_scores_exactly_as_the_shipped_one(tmp_path: Path) -> None:
+    """The unpacked model kept in the cache folder gives the same ranking as one unpacked from
+    py3langid's file; a broken cache is rebuilt and an unusable cache folder only costs time."""
+    from transforms.language import load_identifier
+
+    built = load_identifier(tmp_path)  # unpacks, writes the cache
+    (folder,) = [p for p in tmp_path.iterdir() if p.name.startswith("langid-")]
+    cached = load_identifier(tmp_path)
+    assert type(cached.nb_ptc).__name__ == "memmap"  # read from the cache folder, not unpacked again
+    texts = ["Presiden Joko Widodo meresmikan jalan tol baru di Sumatera karena arus mudik.",
+             "Kerajaan Malaysia berkata polis sedang menyiasat kes itu selepas kejadian semalam.",
+             "The minister said the talks would resume next week in Geneva.", "Путин и Ким", "", "12345"]
+    for text in texts:
+        assert cached.rank(text) == built.rank(text)
+    (folder / "rest.npz").write_bytes(b"not a model")
+    rebuilt = load_identifier(tmp_path)
+    assert rebuilt.rank(texts[0]) == built.rank(texts[0])
+    assert type(load_identifier(tmp_path).nb_ptc).__name__ == "memmap"  # written again
+    blocked = tmp_path / "file"
+    blocked.write_text("a file where the cache folder would go")
+    assert load_identifier(blocked).rank(texts[1]) == built.rank(texts[1])
+    assert load_identifier(None).rank(texts[2]) == built.rank(texts[2])

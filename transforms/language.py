@@ -23,19 +23,23 @@ adjustments for our stream:
 * **Confidence** is the model's (length-calibrated) probability of the chosen
   family times how clear-cut the id/ms decision was.
 
-Pure and fast: the model is loaded once per process (lazily, ~0.3 s) and a
-classification costs ~0.03 ms for a title and ~0.4 ms for a long body (the model reads
+Pure and fast: the model is loaded once per process (lazily; unpacked once per machine into a
+cache folder, see :func:`load_identifier`) and a classification costs ~0.03 ms for a title and ~0.4 ms for a long body (the model reads
 the first :data:`_MODEL_CHARS` characters, the cue words the first :data:`_CUE_CHARS`).
 """
 
 from __future__ import annotations
 
 import itertools
+import os
 import re
+import shutil
+from array import array
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
-from py3langid.langid import MODEL_FILE, LanguageIdentifier
+from py3langid.langid import MODEL_DIR, MODEL_FILE, LanguageIdentifier
 
 __all__ = ["detect_language"]
 
@@ -125,14 +129,95 @@ _FIRST_WORDS = frozenset(cue.split()[0] for cue in (*_INDONESIAN_CUES, *_MALAY_C
 
 @lru_cache(maxsize=1)
 def _identifier() -> LanguageIdentifier:
+    return load_identifier(model_cache_dir())
+
+
+def model_cache_dir() -> Path | None:
+    """Where the ready-to-use model is kept: ``$NEWSMON_CACHE_DIR``, else ``$XDG_CACHE_HOME/newsmon``,
+    else ``~/.cache/newsmon``; None when there is no home to put it in."""
+    configured = os.environ.get("NEWSMON_CACHE_DIR")
+    if configured:
+        return Path(configured)
+    base = os.environ.get("XDG_CACHE_HOME")
+    try:
+        return (Path(base) if base else Path.home() / ".cache") / "newsmon"
+    except RuntimeError:  # no home directory
+        return None
+
+
+def load_identifier(cache_dir: Path | None) -> LanguageIdentifier:
+    """py3langid's model restricted to two-letter codes, with its feature table row-major float32.
+
+    The model ships LZMA-compressed: unpacking it costs ~0.7 s of CPU in every process that
+    identifies languages (the driver, each extraction worker). The unpacked, restricted model is
+    therefore kept in ``cache_dir`` (one folder per model file; written once, atomically) and
+    later processes map its table from there (shared pages, no copy). Without a usable cache
+    folder the model is unpacked in memory, as before.
+
+    Row-major float32: scoring gathers the rows of a text's features and multiplies them; on the
+    shipped column-major float16 table that is a strided walk and a float16 product without BLAS
+    (~0.4 ms of ~1 ms per article). float16 widens to float32 exactly, so the scores are the same.
+    """
+    folder = _cache_folder(cache_dir)
+    if folder is not None:
+        try:
+            return _from_folder(folder)
+        except FileNotFoundError:
+            pass  # not written yet: build it
+        except (OSError, ValueError, KeyError):
+            shutil.rmtree(folder, ignore_errors=True)  # broken (a full disk?): build it again
     identifier = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
     identifier.set_languages([code for code in identifier.labels if len(code) == 2])
-    # The model's feature table is float16 and column-major: scoring gathers the rows of a text's
-    # features (a strided walk) and multiplies in float16 (no BLAS), ~0.4 ms of its ~1 ms per
-    # article. Row-major float32 gives the same scores exactly (float16 widens without loss) in
-    # a tenth of the time, for ~45 MB of memory instead of ~23 MB.
     identifier.nb_ptc = np.ascontiguousarray(identifier.nb_ptc, dtype=np.float32)
+    if folder is not None:
+        _write_folder(folder, identifier)
     return identifier
+
+
+def _cache_folder(cache_dir: Path | None) -> Path | None:
+    if cache_dir is None:
+        return None
+    try:
+        st = (MODEL_DIR / MODEL_FILE).stat()
+    except OSError:
+        return None
+    return cache_dir / f"langid-{st.st_size}-{st.st_mtime_ns}"
+
+
+def _from_folder(folder: Path) -> LanguageIdentifier:
+    table = np.load(folder / "ptc.npy", mmap_mode="r")
+    with np.load(folder / "rest.npz", allow_pickle=False) as rest:
+        nextmove = array(rest["nextmove_code"].item(), rest["nextmove"].tobytes())
+        row = array(rest["row_code"].item(), rest["row"].tobytes())
+        classes = [str(c) for c in rest["classes"]]
+        if table.ndim != 2 or not (table.shape[1] == len(classes) == len(rest["pc"])):
+            raise ValueError("cached language model does not fit together")
+        return LanguageIdentifier(table, rest["pc"], classes, nextmove, rest["out"].tolist(), norm_probs=True,
+                                  tk_row=row)
+
+
+def _write_folder(folder: Path, identifier: LanguageIdentifier) -> None:
+    """Write the model next to ``folder`` and rename it into place (a reader sees all or nothing);
+    any failure (read-only home, full disk, another process first) leaves no cache and no error."""
+    tmp = folder.with_name(f"{folder.name}.tmp-{os.getpid()}")
+    try:
+        tmp.mkdir(parents=True, exist_ok=True)
+        np.save(tmp / "ptc.npy", identifier.nb_ptc)
+        np.savez(
+            tmp / "rest.npz",
+            pc=np.asarray(identifier.nb_pc),
+            classes=np.array(identifier.nb_classes),
+            nextmove=np.frombuffer(identifier.tk_nextmove, dtype=f"u{identifier.tk_nextmove.itemsize}"),
+            nextmove_code=np.array(identifier.tk_nextmove.typecode),
+            row=np.frombuffer(identifier.tk_row, dtype=f"u{identifier.tk_row.itemsize}"),
+            row_code=np.array(identifier.tk_row.typecode),
+            out=np.asarray(identifier.tk_output, dtype=np.int32),
+        )
+        tmp.rename(folder)
+    except OSError:
+        pass
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def detect_language(text: str) -> tuple[str, float]:

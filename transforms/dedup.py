@@ -205,7 +205,7 @@ def shingle_sequence(toks: Sequence[str], k: int = SHINGLE_WORDS) -> np.ndarray:
     if not toks:
         return np.zeros(0, dtype=np.uint32)
     grams = [" ".join(toks[i : i + k]) for i in range(max(1, len(toks) - k + 1))]
-    return np.fromiter((zlib.crc32(g.encode("utf-8")) for g in grams), dtype=np.uint32, count=len(grams))
+    return np.fromiter(map(zlib.crc32, map(str.encode, grams)), dtype=np.uint32, count=len(grams))
 
 
 def shingle_hashes(toks: Sequence[str], k: int = SHINGLE_WORDS) -> np.ndarray:
@@ -459,12 +459,16 @@ def _idf(df: int, total: int) -> float:
     return math.log((total + STORY_PRIOR_DOCS) / (df + 1.0))
 
 
-def weighted_overlap(a: Sequence[int], b: Sequence[int], df: dict[int, int], total: int) -> float:
-    """Rarity-weighted overlap of two story term sets, normalised by the lighter set (0..1)."""
+def weighted_overlap(
+    a: Sequence[int], b: Sequence[int], df: dict[int, int], total: int, *, weights: dict[int, float] | None = None
+) -> float:
+    """Rarity-weighted overlap of two story term sets, normalised by the lighter set (0..1).
+
+    ``weights``: the terms' idf computed already (a caller comparing one set with many)."""
     sa, sb = set(a), set(b)
     if not sa or not sb:
         return 0.0
-    w = {t: _idf(df.get(t, 0), total) for t in sa | sb}
+    w = weights if weights is not None else {t: _idf(df.get(t, 0), total) for t in sa | sb}
     shared = sum(w[t] for t in sa & sb)
     return shared / min(sum(w[t] for t in sa), sum(w[t] for t in sb))
 
@@ -612,7 +616,8 @@ def story_scores(
     extra = sorted(set().union(*cand_words) - set(words))  # the article's own df is known already
     df_extra, total = store.term_frequencies(extra)
     df = {**own_df, **df_extra}
-    return [(weighted_overlap(words, cw, df, total), c) for cw, c in zip(cand_words, cands, strict=True)]
+    weights = {t: _idf(df.get(t, 0), total) for t in (*words, *extra)}  # every term's idf, once
+    return [(weighted_overlap(words, cw, df, total, weights=weights), c) for cw, c in zip(cand_words, cands, strict=True)]
 
 
 def best_story(scored: Sequence[tuple[float, DedupRecord]]) -> tuple[str, float] | None:

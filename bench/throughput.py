@@ -12,7 +12,8 @@ process on 127.0.0.1. Measured one after the other, in the same run:
             fetch, extract, dedup, topics, the embedded index), every article checked stored:
             ``--workers 1`` pinned to one core, then ``--workers 2`` on both cores
 
-Ratios are against the floor measured in the same run. On a shared machine the articles/s move
+Ratios are against the floor measured in the same run, just before each line (the floor is
+printed again each time). On a shared machine the articles/s move
 with the other processes' load; the CPU time per article (summed over newsmon and every process
 it starts, sampled every 0.1 s) moves much less, so each line also prints the floor's CPU
 per article divided by its own (1.00 = nothing on top of trafilatura). ``--repeat`` runs
@@ -191,10 +192,16 @@ def main() -> None:
             for round_ in range(1, args.repeat + 1):
                 if args.repeat > 1:
                     print(f"-- round {round_} (load {os.getloadavg()[0]:.2f})", flush=True)
-                wall, cpu_s = floor(pages, cpu)
-                base, base_cpu = n / wall, cpu_s / n * 1000
-                show("floor    trafilatura.extract alone, pages in memory, 1 core", wall, cpu_s, n, base, base_cpu)
+                def fresh_floor() -> tuple[float, float]:
+                    """The floor, measured again just before the next line: this machine's speed
+                    drifts by tens of percent over minutes, and a ratio must compare like with like."""
+                    wall, cpu_s = floor(pages, cpu)
+                    show("floor    trafilatura.extract alone, pages in memory, 1 core", wall, cpu_s, n, n / wall,
+                         cpu_s / n * 1000)
+                    return n / wall, cpu_s / n * 1000
+
                 if not args.skip_loop:
+                    base, base_cpu = fresh_floor()
                     show("loop     feedparser + urllib + extract, 1 process", *plain_loop(feed_url, n), n, base, base_cpu)
                 runs: list[tuple[str, Path, int | None, int | None]] = []
                 if args.before is not None:
@@ -206,6 +213,7 @@ def main() -> None:
                     where = "pinned to 1 core" if pinned is not None else f"{len(os.sched_getaffinity(0))} cores"
                     runs.append((f"newsmon  backfill --workers {workers}, {where}", REPO, workers, pinned))
                 for label, repo, workers, pinned in runs:
+                    base, base_cpu = fresh_floor()
                     wall, cpu_s = newsmon_backfill(feed_url, Path(tmp), n, workers=workers, cpu=pinned, repo=repo)
                     show(label, wall, cpu_s, n, base, base_cpu)
                     small = newsmon_backfill(small_url, Path(tmp), STARTUP_ARTICLES, workers=workers, cpu=pinned,

@@ -447,16 +447,14 @@ def judge_all(topics: Sequence[Topic], *, title: str, text: str) -> list[Verdict
     return verdicts
 
 
-def _cannot_pass(topic: Topic, doc: _Doc, passed: set[str]) -> bool:
+def _cannot_pass(topic: Topic, fields: tuple[tuple[str, str | None], ...], passed: set[str]) -> bool:
     """True when a required topic failed or a group ``require.all_of`` needs is absent from both
-    fields: the topic cannot pass, so its full scan can be skipped."""
+    fields ((text, lower-cased text or None) of the title and the body): the topic cannot pass, so
+    its full scan can be skipped. Needs no sentence split: most articles stop here."""
     if any(dep not in passed for dep in topic.require.topics):
         return True
     for low_rx, ci_rx in topic.gates:
-        if not any(
-            (low_rx.search(low) if low is not None else ci_rx.search(seg.text))
-            for seg, low in ((doc.title, doc.lowered[0]), (doc.text, doc.lowered[1]))
-        ):
+        if not any((low_rx.search(low) if low is not None else ci_rx.search(raw)) for raw, low in fields):
             return True
     return False
 
@@ -464,12 +462,17 @@ def _cannot_pass(topic: Topic, doc: _Doc, passed: set[str]) -> bool:
 def evaluate(topics: Sequence[Topic], *, title: str, text: str) -> tuple[TopicEvidence, ...]:
     """Evidence for the topics that pass, in topic order (the fast path: topics that cannot pass
     are not scanned; ``judge_all`` gives every topic's full verdict)."""
-    doc = _segment(title, text)
+    title, text = title or "", text or ""
+    lowered = (_lower(title), _lower(text))
+    fields = ((title, lowered[0]), (text, lowered[1]))
+    doc: _Doc | None = None  # split into sentences only for a topic that may pass
     passed: set[str] = set()
     out = []
     for topic in topics:
-        if _cannot_pass(topic, doc, passed):
+        if _cannot_pass(topic, fields, passed):
             continue
+        if doc is None:
+            doc = _Doc(segment(title), segment(text), lowered)
         v = _judge(topic, doc, passed)
         if v.passed:
             passed.add(topic.name)

@@ -164,8 +164,8 @@ def load_identifier(cache_dir: Path | None) -> LanguageIdentifier:
             return _from_folder(folder)
         except FileNotFoundError:
             pass  # not written yet: build it
-        except (OSError, ValueError, KeyError):
-            shutil.rmtree(folder, ignore_errors=True)  # broken (a full disk?): build it again
+        except Exception:  # noqa: BLE001 - a cache broken in any way (truncated, foreign) is rebuilt
+            shutil.rmtree(folder, ignore_errors=True)
     identifier = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
     identifier.set_languages([code for code in identifier.labels if len(code) == 2])
     identifier.nb_ptc = np.ascontiguousarray(identifier.nb_ptc, dtype=np.float32)

@@ -459,16 +459,12 @@ def _idf(df: int, total: int) -> float:
     return math.log((total + STORY_PRIOR_DOCS) / (df + 1.0))
 
 
-def weighted_overlap(
-    a: Sequence[int], b: Sequence[int], df: dict[int, int], total: int, *, weights: dict[int, float] | None = None
-) -> float:
-    """Rarity-weighted overlap of two story term sets, normalised by the lighter set (0..1).
-
-    ``weights``: the terms' idf computed already (a caller comparing one set with many)."""
+def weighted_overlap(a: Sequence[int], b: Sequence[int], w: dict[int, float]) -> float:
+    """Rarity-weighted overlap of two story term sets, normalised by the lighter set (0..1);
+    ``w`` holds each term's idf."""
     sa, sb = set(a), set(b)
     if not sa or not sb:
         return 0.0
-    w = weights if weights is not None else {t: _idf(df.get(t, 0), total) for t in sa | sb}
     shared = sum(w[t] for t in sa & sb)
     return shared / min(sum(w[t] for t in sa), sum(w[t] for t in sb))
 
@@ -616,8 +612,8 @@ def story_scores(
     extra = sorted(set().union(*cand_words) - set(words))  # the article's own df is known already
     df_extra, total = store.term_frequencies(extra)
     df = {**own_df, **df_extra}
-    weights = {t: _idf(df.get(t, 0), total) for t in (*words, *extra)}  # every term's idf, once
-    return [(weighted_overlap(words, cw, df, total, weights=weights), c) for cw, c in zip(cand_words, cands, strict=True)]
+    idf = {t: _idf(df.get(t, 0), total) for t in (*words, *extra)}  # once for every candidate
+    return [(weighted_overlap(words, cw, idf), c) for cw, c in zip(cand_words, cands, strict=True)]
 
 
 def best_story(scored: Sequence[tuple[float, DedupRecord]]) -> tuple[str, float] | None:

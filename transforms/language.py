@@ -24,8 +24,9 @@ adjustments for our stream:
   family times how clear-cut the id/ms decision was.
 
 Pure and fast: the model is loaded once per process (lazily; unpacked once per machine into a
-cache folder, see :func:`load_identifier`) and a classification costs ~0.03 ms for a title and ~0.4 ms for a long body (the model reads
-the first :data:`_MODEL_CHARS` characters, the cue words the first :data:`_CUE_CHARS`).
+cache folder, see :func:`load_identifier`) and a classification costs ~0.03 ms for a title and
+~0.4 ms for a long body (the model reads the first :data:`_MODEL_CHARS` characters, the cue
+words the first :data:`_CUE_CHARS`).
 """
 
 from __future__ import annotations
@@ -190,10 +191,10 @@ def _from_folder(folder: Path) -> LanguageIdentifier:
         nextmove = array(rest["nextmove_code"].item(), rest["nextmove"].tobytes())
         row = array(rest["row_code"].item(), rest["row"].tobytes())
         classes = [str(c) for c in rest["classes"]]
-        if table.ndim != 2 or not (table.shape[1] == len(classes) == len(rest["pc"])):
-            raise ValueError("cached language model does not fit together")
-        return LanguageIdentifier(table, rest["pc"], classes, nextmove, rest["out"].tolist(), norm_probs=True,
-                                  tk_row=row)
+        priors, outputs = rest["pc"], rest["out"].tolist()
+    if table.ndim != 2 or not (table.shape[1] == len(classes) == len(priors)):
+        raise ValueError("cached language model does not fit together")
+    return LanguageIdentifier(table, priors, classes, nextmove, outputs, norm_probs=True, tk_row=row)
 
 
 def _write_folder(folder: Path, identifier: LanguageIdentifier) -> None:

@@ -11,6 +11,14 @@ Everything a feed item points at is untrusted, so :class:`HttpClient` is defensi
   checks against the original host name.
 * **Redirects** are followed by hand, each hop re-validated by the guard; at most ``max_redirects``
   hops, loops detected.
+* **Connections are kept alive** per validated destination (scheme, IP, port and host name, so a
+  host that resolves elsewhere gets a new connection, re-checked by the guard), at most
+  ``per_host_concurrency`` idle ones each, for the :data:`MAX_DESTINATIONS` destinations used
+  last: a feed's pages cost one TCP (and TLS) handshake instead of one each, for the outlet as
+  much as for us. A connection goes back for reuse only after a complete 2xx body; any other
+  answer, a failure or a cut-off body closes it. A request to a destination used before that
+  fails before any answer (the server may have closed the kept-alive connection just as it was
+  reused) is sent once more, within the same deadline.
 * **Caps.** ``Content-Length`` above ``max_bytes`` fails before reading; the *decoded* body is capped
   while it is inflated (a gzip bomb stops at the cap); one deadline (``timeout``) covers the whole
   request including redirects, enforced on every socket read (a server trickling bytes fails at the
@@ -49,6 +57,7 @@ import socket
 import threading
 import time
 import zlib
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -77,6 +86,7 @@ Resolver = Callable[..., list[tuple[Any, ...]]]
 _CHUNK = 16 * 1024
 _TRANSIENT_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504, 507, 509, 520, 521, 522, 523, 524})
 _REDIRECT_STATUS = frozenset({301, 302, 303, 307, 308})
+MAX_DESTINATIONS = 32  # destinations with idle connections kept open (least recently used closed first)
 _MAX_RETRY_AFTER = 86400.0
 _ASCII_DIGITS = re.compile(r"[0-9]+")  # str.isdigit() also accepts "²", which int() refuses
 
@@ -418,9 +428,16 @@ class HttpClient:
         self._robots = RobotsCache(
             self._fetch_robots, user_agent=config.user_agent, exempt_hosts=config.robots_exempt_hosts
         )
+        self._pools: OrderedDict[tuple[str, str, int, str], urllib3.HTTPConnectionPool] = OrderedDict()
+        self._pools_lock = threading.Lock()
 
     def close(self) -> None:
-        """Nothing is pooled between requests (each hop is pinned to a fresh validated IP)."""
+        """Close the idle connections (one in use is closed when its request ends)."""
+        with self._pools_lock:
+            pools = list(self._pools.values())
+            self._pools.clear()
+        for pool in pools:
+            pool.close()
 
     def __enter__(self) -> HttpClient:
         return self
@@ -514,19 +531,6 @@ class HttpClient:
     def _request(
         self, url: str, target: Target, extra_headers: Mapping[str, str], deadline: _Deadline
     ) -> tuple[int, dict[str, str], bytes]:
-        remaining = deadline.remaining()
-        if remaining <= 0:
-            raise FetchError(f"deadline of {self.config.timeout}s passed before {redact(url)}",
-                             kind="timeout", transient=True, url=url)
-        timeout = urllib3.Timeout(connect=min(self.config.connect_timeout, remaining), read=remaining)
-        pool: urllib3.HTTPConnectionPool
-        if target.scheme == "https":
-            pool = urllib3.HTTPSConnectionPool(
-                target.ip, target.port, timeout=timeout, retries=False, maxsize=1,
-                server_hostname=target.host, assert_hostname=target.host, cert_reqs="CERT_REQUIRED",
-            )
-        else:
-            pool = urllib3.HTTPConnectionPool(target.ip, target.port, timeout=timeout, retries=False, maxsize=1)
         headers = {
             "Host": target.host_header,
             "User-Agent": self.config.user_agent,
@@ -534,20 +538,27 @@ class HttpClient:
             "Accept": "*/*",
             **{k: v for k, v in extra_headers.items() if k.lower() not in ("host", "accept-encoding")},
         }
+        pool = self._pool(target)
         try:
-            resp = pool.urlopen(
-                "GET", target.path, headers=headers, redirect=False, retries=False,
-                preload_content=False, decode_content=False, assert_same_host=False,
-            )
+            try:
+                resp = self._send(pool, url, target, headers, deadline)
+            except ProtocolError:
+                # a kept-alive connection the server closed just as it was reused: once more
+                if pool.num_requests <= 1:
+                    raise
+                resp = self._send(pool, url, target, headers, deadline)
+            complete = False
             try:
                 resp_headers = {k.lower(): v for k, v in resp.headers.items()}
                 if resp.status in _REDIRECT_STATUS or resp.status == 304 or resp.status >= 400:
                     return resp.status, resp_headers, b""
                 body = self._read_body(url, resp, resp_headers, deadline)
+                complete = True
                 return resp.status, resp_headers, body
             finally:
+                if not complete:  # unread or cut-off body: the connection cannot carry another request
+                    resp.close()
                 resp.release_conn()
-                resp.close()
         except FetchError:
             raise
         except NewConnectionError as exc:  # before ConnectTimeoutError: urllib3 makes it a subclass
@@ -562,8 +573,40 @@ class HttpClient:
         except (ProtocolError, Urllib3HTTPError, OSError) as exc:
             raise FetchError(f"connection failed for {redact(url)}: {type(exc).__name__}: {exc}",
                              kind="connection_error", transient=True, url=url) from exc
-        finally:
-            pool.close()
+
+    def _send(self, pool: urllib3.HTTPConnectionPool, url: str, target: Target, headers: Mapping[str, str],
+              deadline: _Deadline) -> urllib3.BaseHTTPResponse:
+        remaining = deadline.remaining()
+        if remaining <= 0:
+            raise FetchError(f"deadline of {self.config.timeout}s passed before {redact(url)}",
+                             kind="timeout", transient=True, url=url)
+        timeout = urllib3.Timeout(connect=min(self.config.connect_timeout, remaining), read=remaining)
+        return pool.urlopen(
+            "GET", target.path, headers=headers, redirect=False, retries=False, timeout=timeout,
+            preload_content=False, decode_content=False, assert_same_host=False,
+        )
+
+    def _pool(self, target: Target) -> urllib3.HTTPConnectionPool:
+        """The kept-alive connections to this validated destination (created on first use)."""
+        key = (target.scheme, target.ip, target.port, target.host)
+        evicted = []
+        with self._pools_lock:
+            pool = self._pools.pop(key, None)
+            if pool is None:
+                size = max(1, self.config.per_host_concurrency)
+                if target.scheme == "https":
+                    pool = urllib3.HTTPSConnectionPool(
+                        target.ip, target.port, retries=False, maxsize=size, block=False,
+                        server_hostname=target.host, assert_hostname=target.host, cert_reqs="CERT_REQUIRED",
+                    )
+                else:
+                    pool = urllib3.HTTPConnectionPool(target.ip, target.port, retries=False, maxsize=size, block=False)
+            self._pools[key] = pool  # the most recently used last
+            while len(self._pools) > MAX_DESTINATIONS:
+                evicted.append(self._pools.popitem(last=False)[1])
+        for old in evicted:
+            old.close()  # idle connections now; one in use is closed when it is handed back
+        return pool
 
     def _read_body(
         self, url: str, resp: urllib3.BaseHTTPResponse, headers: Mapping[str, str], deadline: _Deadline

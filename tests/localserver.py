@@ -3,7 +3,8 @@
 Tests register *routes*: a path mapped to a :class:`Route` (static reply) or to a callable
 ``handler(request) -> Route``. Route options cover the hostile cases the connectors must
 survive: status codes and headers, a delay before the reply, a body trickled in small pieces,
-a connection reset, gzip-compressed bodies (and bombs), redirect chains.
+a connection reset, a connection closed unannounced after the reply, gzip-compressed bodies
+(and bombs), redirect chains.
 
     with LocalServer() as srv:
         srv.route("/feed.xml", Route(body=b"<rss/>", headers={"Content-Type": "application/rss+xml"}))
@@ -40,6 +41,7 @@ class Route:
     trickle: tuple[int, float] | None = None  # (bytes per piece, seconds between pieces), forever-ish
     reset: bool = False  # close the socket with RST instead of answering
     content_length: bool = True  # send Content-Length (False: close-delimited body)
+    hang_up: bool = False  # close the connection after answering, unannounced (as a keep-alive timeout does)
 
 
 @dataclass(frozen=True)
@@ -135,6 +137,10 @@ class _Server(ThreadingHTTPServer):
 def _make_handler(owner: LocalServer) -> type[BaseHTTPRequestHandler]:
     class _Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # headers and body leave in separate writes: without this, on a kept-alive connection the
+        # body waits for the client's delayed ACK of the headers (~40 ms a response), which
+        # production servers avoid and a test server must not add
+        disable_nagle_algorithm = True
 
         def log_message(self, format: str, *args: Any) -> None:
             pass
@@ -164,6 +170,8 @@ def _make_handler(owner: LocalServer) -> type[BaseHTTPRequestHandler]:
             try:
                 if route.trickle is None:
                     self.wfile.write(route.body)
+                    if route.hang_up:
+                        self.close_connection = True
                     return
                 size, pause = route.trickle
                 body = route.body or b"x" * 10_000_000

@@ -26,7 +26,7 @@ from connectors.web import (
     resolve_target,
 )
 from pipelines.config import FetchConfig
-from tests.localserver import LocalServer, Request, Route, redirect
+from tests.localserver import LocalServer, Request, Route, gzipped, redirect
 
 
 def cfg(**kw: object) -> FetchConfig:
@@ -237,6 +237,97 @@ def test_redirect_loop_is_detected(server: LocalServer) -> None:
         HttpClient(cfg(max_redirects=10)).get(server.url("/a"))
     assert info.value.transient is False
     assert len(server.requests) == 2
+
+
+# --------------------------------------------------------------------------- kept-alive connections
+
+
+def test_requests_to_one_host_share_a_connection(server: LocalServer) -> None:
+    server.route("/a", Route(body=b"a" * 3000))
+    server.route("/b", gzipped(b"b" * 3000))
+    with HttpClient(cfg()) as client:
+        bodies = [client.get(server.url(path)).body for path in ("/a", "/b", "/a")]
+    assert bodies == [b"a" * 3000, b"b" * 3000, b"a" * 3000]
+    assert server.connections == 1 and len(server.requests) == 3
+
+
+@pytest.mark.parametrize(
+    ("first", "error"),
+    [
+        (Route(status=404, body=b"x" * 5000), "http_error"),  # an error page's body is never read
+        (Route(body=b"y" * 5000), "too_large"),  # cut off at the cap, the rest still on the wire
+        (redirect("/b"), None),  # the redirect's body is never read; /b then comes on a new connection
+    ],
+)
+def test_a_connection_left_with_unread_body_is_not_reused(server: LocalServer, first: Route, error: str | None) -> None:
+    server.route("/first", first)
+    server.route("/b", Route(body=b"fresh"))
+    client = HttpClient(cfg(max_bytes=1000))
+    if error is None:
+        assert client.get(server.url("/first")).body == b"fresh"
+    else:
+        with pytest.raises(FetchError) as info:
+            client.get(server.url("/first"))
+        assert info.value.kind == error
+    assert client.get(server.url("/b")).body == b"fresh"  # not the rest of the first body
+    assert server.connections == 2
+
+
+def test_a_connection_the_server_closed_while_idle_is_replaced(server: LocalServer) -> None:
+    server.route("/a", Route(body=b"a", hang_up=True))
+    server.route("/b", Route(body=b"b"))
+    client = HttpClient(cfg())
+    assert client.get(server.url("/a")).body == b"a"
+    time.sleep(0.05)  # the server's close reaches us
+    assert client.get(server.url("/b")).body == b"b"
+    assert server.connections == 2
+
+
+def test_a_request_lost_on_a_kept_alive_connection_is_sent_once_more(server: LocalServer) -> None:
+    answers = iter([Route(reset=True), Route(body=b"b")])  # the server drops the reused connection once
+    server.route("/a", Route(body=b"a"))
+    server.route("/b", lambda req: next(answers))
+    client = HttpClient(cfg())
+    assert client.get(server.url("/a")).body == b"a"
+    assert client.get(server.url("/b")).body == b"b"
+    assert [r.path for r in server.requests] == ["/a", "/b", "/b"] and server.connections == 2
+
+
+def test_a_failure_on_a_new_connection_is_not_repeated(server: LocalServer) -> None:
+    server.route("/a", Route(reset=True))
+    with pytest.raises(FetchError) as info:
+        HttpClient(cfg()).get(server.url("/a"))
+    assert info.value.kind == "connection_error" and len(server.requests) == 1
+
+
+def test_a_host_that_resolves_elsewhere_gets_a_new_connection_to_the_new_address(
+    server: LocalServer, server2: LocalServer
+) -> None:
+    for srv in (server, server2):
+        srv.route("/a", Route(body=srv.host.encode()))
+    table = {"news.example": ["127.0.0.1"]}
+    client = HttpClient(cfg(allow_hosts=("news.example",)), resolver=fake_resolver(table))
+    assert client.get(f"http://news.example:{server.port}/a").body == b"127.0.0.1"
+    table["news.example"] = ["127.0.0.2"]
+    assert client.get(f"http://news.example:{server2.port}/a").body == b"127.0.0.2"
+    assert (server.connections, server2.connections) == (1, 1)
+
+
+def test_idle_connections_are_kept_for_a_bounded_number_of_destinations(
+    server: LocalServer, server2: LocalServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import connectors.web
+
+    monkeypatch.setattr(connectors.web, "MAX_DESTINATIONS", 1)
+    for srv in (server, server2):
+        srv.route("/a", Route(body=b"a"))
+    client = HttpClient(cfg(allow_hosts=("127.0.0.1", "127.0.0.2")))
+    for srv in (server, server2, server):
+        client.get(srv.url("/a"))
+    assert (server.connections, server2.connections) == (2, 1)  # the first one's was closed for the second
+    client.close()
+    client.get(server2.url("/a"))
+    assert server2.connections == 2  # close() closed the kept one
 
 
 # --------------------------------------------------------------------------- statuses

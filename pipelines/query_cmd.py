@@ -36,12 +36,14 @@ def cmd_search(args: argparse.Namespace) -> int:
 def _search(cfg: Config, args: argparse.Namespace, query: str, stack: contextlib.ExitStack) -> int:
     from connectors.localindex import INDEX_FILE, LocalIndex
     from connectors.sqlite import ensure_store_dir
-    from pipelines.process import open_sink
 
+    sink: Any
     if cfg.elasticsearch.enabled:
+        from connectors.elasticsearch import ElasticsearchSink
+
         # the ES sink opens a dead-letter store; a search never writes one, so keep it out of --store
         scratch = stack.enter_context(tempfile.TemporaryDirectory(prefix="newsmon-search-"))
-        sink = open_sink(cfg.elasticsearch, Path(scratch))
+        sink = ElasticsearchSink(cfg.elasticsearch, deadletter_dir=Path(scratch) / "deadletter")
     else:
         store = ensure_store_dir(cfg.store_dir, create=False)
         if not (store / INDEX_FILE).exists():  # e.g. `run` has just started

@@ -34,8 +34,6 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 import urllib.request
@@ -44,8 +42,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from _corpus import REPO, corpus_articles, serve_in_subprocess
-from throughput import STARTUP_ARTICLES, tree_cpu_until_exit
+from _corpus import corpus_articles, serve_in_subprocess
+from throughput import STARTUP_ARTICLES, newsmon_backfill
 
 BATCH = 400  # the local driver's largest batch (pipelines.local.BATCH_MAX)
 
@@ -54,24 +52,6 @@ def cpu_ms(fn: Callable[[], Any], n: int) -> float:
     start = time.process_time()
     fn()
     return (time.process_time() - start) / n * 1000
-
-
-def backfill_cpu(feed_url: str, tmp: Path) -> float:
-    """CPU seconds (newsmon and the processes it starts) of ``newsmon backfill --workers 1`` on one core."""
-    config = tmp / "bench.yaml"
-    config.write_text("fetch:\n  per_host_min_spacing: 0\n  per_host_concurrency: 8\n")
-    cmd = [sys.executable, "-m", "pipelines.cli", "backfill", "--feed", feed_url, "--store",
-           str(tmp / f"store-{time.monotonic_ns()}"), "--config", str(config), "--allow-host", "127.0.0.1",
-           "--quiet", "--workers", "1"]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSMON_")}
-    env["PYTHONPATH"] = str(REPO)
-    proc = subprocess.Popen(cmd, env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            preexec_fn=lambda: os.sched_setaffinity(0, {0}))
-    cpu = tree_cpu_until_exit(proc)
-    if proc.returncode != 0:
-        err = proc.stderr.read().decode("utf-8", "replace") if proc.stderr else ""
-        sys.exit(f"newsmon backfill exited {proc.returncode}:\n{err[-3000:]}")
-    return cpu
 
 
 def one_round(feed_body: bytes, feed_url: str, tmp: Path) -> dict[str, float]:
@@ -185,7 +165,8 @@ def main() -> None:
             if not args.no_backfill:
                 runs = []
                 for _ in range(args.repeat):
-                    full, small = backfill_cpu(feed_url, tmp), backfill_cpu(small_url, tmp)
+                    _, full = newsmon_backfill(feed_url, tmp, len(stories), workers=1, cpu=0)
+                    _, small = newsmon_backfill(small_url, tmp, STARTUP_ARTICLES, workers=1, cpu=0)
                     runs.append((full - small) / (len(stories) - STARTUP_ARTICLES) * 1000)
                 backfill = statistics.median(runs)
         print(f"{len(stories)} corpus articles as portal pages, one core, median of {args.repeat} rounds")

@@ -45,8 +45,6 @@ from typing import Any
 from _corpus import corpus_articles, serve_in_subprocess
 from throughput import STARTUP_ARTICLES, newsmon_backfill
 
-BATCH = 400  # the local driver's largest batch (pipelines.local.BATCH_MAX)
-
 
 def cpu_ms(fn: Callable[[], Any], n: int) -> float:
     start = time.process_time()
@@ -63,6 +61,7 @@ def one_round(feed_body: bytes, feed_url: str, tmp: Path) -> dict[str, float]:
     from connectors.rss import parse_feed
     from connectors.settings import FeedConfig, FetchConfig
     from connectors.web import HttpClient
+    from pipelines.local import BATCH_MAX as BATCH  # the local driver's largest batch
     from transforms import dedup
     from transforms.extract import build_article, extract_page, judge_page_text, strip_html
     from transforms.language import detect_language
@@ -84,9 +83,10 @@ def one_round(feed_body: bytes, feed_url: str, tmp: Path) -> dict[str, float]:
     http.close()
 
     out["floor"] = cpu_ms(lambda: [trafilatura.extract(p, output_format="json", with_metadata=True) for p in pages], n)
-    out["extract"] = cpu_ms(lambda: [extract_page(p, url=e.link, now=now) for p, e in zip(pages, entries, strict=True)], n)
-
-    extracted = [extract_page(p, url=e.link, now=now) for p, e in zip(pages, entries, strict=True)]
+    extracted: list[Any] = []
+    out["extract"] = cpu_ms(
+        lambda: extracted.extend(extract_page(p, url=e.link, now=now) for p, e in zip(pages, entries, strict=True)), n
+    )
     out["language"] = cpu_ms(lambda: [detect_language(f"{x['title']}\n{x['text']}") for x in extracted if x], n)
 
     def judge_all() -> None:
